@@ -53,6 +53,11 @@ struct qmp_client {
     int open_timers;
     qmp_frame in;
     qmp_outq out;
+    /* QEMU keeps only the descriptors of its latest read, so a command with a
+     * descriptor goes out only once the previous one is answered; it and
+     * everything queued after it wait here meanwhile. */
+    qmp_outq staged;
+    uint64_t fd_gate;         /* id of the descriptor command awaiting its reply */
     json_tokener *tok;
     qmp_pending_set pending;
     uint64_t next_id;
@@ -103,11 +108,33 @@ static void arm_cmd_timer(qmp_client *c)
 
 /* ---- completing commands ---------------------------------------------- */
 
+static void flush_out(qmp_client *c);
+
+static void release_staged(qmp_client *c)
+{
+    bool moved = false;
+
+    while (c->fd_gate == 0 && !qmp_outq_empty(&c->staged)) {
+        if (qmp_outq_move_segment(&c->out, &c->staged, &c->fd_gate) < 0) {
+            client_disconnect(c, -ENOMEM);
+            return;
+        }
+        moved = true;
+    }
+    if (moved && !c->want_write)
+        flush_out(c);
+}
+
 static void complete(qmp_client *c, qmp_pending *p, const qmp_reply *r)
 {
     qmp_reply_cb cb = (qmp_reply_cb)p->cb;
     void *opaque = p->opaque;
 
+    if (p->id == c->fd_gate) {
+        c->fd_gate = 0;
+        if (c->state == QMP_STATE_READY)
+            release_staged(c);
+    }
     qmp_pending_remove(&c->pending, p);
     free(p);
     if (cb)
@@ -189,22 +216,29 @@ static int queue_command(qmp_client *c, const char *verb, const char *command,
     char head[COMMAND_NAME_MAX + 64], tail[48];
     int hn = snprintf(head, sizeof(head), "{\"%s\":\"%s\"%s", verb, command, a ? ",\"arguments\":" : "");
     int tn = snprintf(tail, sizeof(tail), ",\"id\":%" PRIu64 "}\n", id);
+    bool stage = !qmp_outq_empty(&c->staged) || (fd >= 0 && c->fd_gate != 0);
+    qmp_outq *q = stage ? &c->staged : &c->out;
+    size_t an = a ? strlen(a) : 0;
     int r;
 
+    /* Room first, so the appends below cannot fail halfway through a command. */
+    if ((r = qmp_outq_reserve(q, (size_t)hn + an + (size_t)tn)) < 0)
+        return r;
     if (fd >= 0) {
         int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (dup < 0)
             return -errno;
-        if ((r = qmp_outq_attach_fd(&c->out, dup)) < 0) {
+        if ((r = qmp_outq_attach_fd(q, dup, id)) < 0) {
             close(dup);
             return r;
         }
+        if (!stage)
+            c->fd_gate = id;
     }
-    if ((r = qmp_outq_append(&c->out, head, (size_t)hn)) < 0)
-        return r;
-    if (a && (r = qmp_outq_append(&c->out, a, strlen(a))) < 0)
-        return r;
-    return qmp_outq_append(&c->out, tail, (size_t)tn);
+    qmp_outq_append(q, head, (size_t)hn);
+    qmp_outq_append(q, a, an);
+    qmp_outq_append(q, tail, (size_t)tn);
+    return 0;
 }
 
 static int send_command(qmp_client *c, const char *verb, const char *command,
@@ -448,6 +482,8 @@ static void drop_socket(qmp_client *c)
         c->fd = -1;
     }
     qmp_outq_clear(&c->out);
+    qmp_outq_clear(&c->staged);
+    c->fd_gate = 0;
     qmp_frame_reset(&c->in);
     c->want_write = false;
     c->conn_gen++;
@@ -611,6 +647,7 @@ int qmp_client_new(uv_loop_t *loop, const qmp_options *opts, qmp_client **ret)
     c->fd = -1;
     qmp_frame_init(&c->in, c->opts.max_message);
     qmp_outq_init(&c->out);
+    qmp_outq_init(&c->staged);
     qmp_pending_init(&c->pending);
     uv_timer_init(loop, &c->conn_timer);
     uv_timer_init(loop, &c->cmd_timer);

@@ -32,12 +32,14 @@ bool qmp_outq_empty(const qmp_outq *q)
     return q->start == q->len;
 }
 
+static size_t next_chunk(const qmp_outq *q, int *ret_fd);
+
 static uint64_t tail_pos(const qmp_outq *q)
 {
     return q->base + (q->len - q->start);
 }
 
-int qmp_outq_attach_fd(qmp_outq *q, int fd)
+int qmp_outq_attach_fd(qmp_outq *q, int fd, uint64_t tag)
 {
     if (q->fd_start > 0 && q->fd_start == q->fd_len)
         q->fd_start = q->fd_len = 0;
@@ -49,11 +51,11 @@ int qmp_outq_attach_fd(qmp_outq *q, int fd)
         q->fds = f;
         q->fd_cap = cap;
     }
-    q->fds[q->fd_len++] = (qmp_outq_fd){ .pos = tail_pos(q), .fd = fd };
+    q->fds[q->fd_len++] = (qmp_outq_fd){ .pos = tail_pos(q), .fd = fd, .tag = tag };
     return 0;
 }
 
-static int outq_reserve(qmp_outq *q, size_t n)
+int qmp_outq_reserve(qmp_outq *q, size_t n)
 {
     if (q->start > 0 && (q->start == q->len || q->start > q->cap / 2)) {
         memmove(q->buf, q->buf + q->start, q->len - q->start);
@@ -78,12 +80,35 @@ static int outq_reserve(qmp_outq *q, size_t n)
 
 int qmp_outq_append(qmp_outq *q, const char *data, size_t n)
 {
-    int r = outq_reserve(q, n);
+    int r = qmp_outq_reserve(q, n);
 
     if (r < 0)
         return r;
-    memcpy(q->buf + q->len, data, n);
+    if (n)
+        memcpy(q->buf + q->len, data, n);
     q->len += n;
+    return 0;
+}
+
+int qmp_outq_move_segment(qmp_outq *dst, qmp_outq *src, uint64_t *ret_tag)
+{
+    int fd;
+    size_t n = next_chunk(src, &fd);
+    int r;
+
+    *ret_tag = 0;
+    if (fd >= 0) {
+        if ((r = qmp_outq_attach_fd(dst, fd, src->fds[src->fd_start].tag)) < 0)
+            return r;
+        *ret_tag = src->fds[src->fd_start].tag;
+        src->fd_start++;
+    }
+    if ((r = qmp_outq_append(dst, src->buf + src->start, n)) < 0)
+        return r;
+    src->start += n;
+    src->base += n;
+    if (qmp_outq_empty(src))
+        src->start = src->len = 0;
     return 0;
 }
 

@@ -10,6 +10,7 @@
 typedef struct qmp_outq_fd {
     uint64_t pos;  /* stream offset of the first byte the fd rides with */
     int fd;        /* owned by the queue until sent */
+    uint64_t tag;  /* the caller's name for it (the command id) */
 } qmp_outq_fd;
 
 typedef struct qmp_outq {
@@ -25,7 +26,13 @@ void qmp_outq_init(qmp_outq *q);
 void qmp_outq_clear(qmp_outq *q);
 bool qmp_outq_empty(const qmp_outq *q);
 /* Marks the start of the next appended bytes as carrying fd (owned from now). */
-int qmp_outq_attach_fd(qmp_outq *q, int fd);
+int qmp_outq_attach_fd(qmp_outq *q, int fd, uint64_t tag);
+/* Moves the head of src into dst: its descriptor if one sits at the head, and
+ * the bytes up to src's next descriptor. *ret_tag gets the moved descriptor's
+ * tag, or 0 when none moved. */
+int qmp_outq_move_segment(qmp_outq *dst, qmp_outq *src, uint64_t *ret_tag);
+/* Makes room for n more bytes; appends within that room cannot fail. */
+int qmp_outq_reserve(qmp_outq *q, size_t n);
 int qmp_outq_append(qmp_outq *q, const char *data, size_t n);
 /* Writes what the socket takes: 0 when all is sent, 1 when the socket is
  * full, -errno on a hard error. */

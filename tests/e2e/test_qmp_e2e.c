@@ -261,9 +261,11 @@ static void getfd_hands_a_descriptor_to_qemu(void **state)
     json_object_object_add(args, "fdname", json_object_new_string("testfd"));
     exec(t, "getfd", args, p[1], &r);
     assert_int_equal(r.status, 0);
+    json_object_put(r.ret);
     /* QEMU now holds it under that name: closefd succeeds once, then fails. */
     exec(t, "closefd", args, -1, &r);
     assert_int_equal(r.status, 0);
+    json_object_put(r.ret);
     exec(t, "closefd", args, -1, &r);
     assert_int_equal(r.status, QMP_ERR_REMOTE);
     json_object_put(args);

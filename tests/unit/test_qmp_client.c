@@ -570,26 +570,26 @@ static void ten_thousand_pipelined_commands_are_all_answered(void **state)
 
 /* ---- descriptors ------------------------------------------------------- */
 
+/* A stream socket may deliver a descriptor together with bytes sent before
+ * it, so the server only checks that exactly one arrived with these two lines. */
 static void script_receive_fd(fake_conn *c, void *arg)
 {
-    char line[1024];
-    int fd = -1;
+    char line1[1024], line2[1024];
+    int fd1 = -1, fd2 = -1;
     fake_greet(c, false, NULL, 0);
-    /* A command without a descriptor first, to show the fd rides with its own command. */
-    if (fake_read_line_fd(c, line, sizeof(line), 5000, &fd) < 0)
+    if (fake_read_line_fd(c, line1, sizeof(line1), 5000, &fd1) < 0 ||
+        fake_read_line_fd(c, line2, sizeof(line2), 5000, &fd2) < 0)
         return;
-    send_reply(c, fake_id_of(line), fd < 0 ? "\"no fd\"" : "\"unexpected fd\"");
-    if (fd >= 0)
-        close(fd);
-    if (fake_read_line_fd(c, line, sizeof(line), 5000, &fd) < 0)
-        return;
-    if (fd >= 0) {
-        ssize_t w = write(fd, "through the socket", 18);
-        close(fd);
-        send_reply(c, fake_id_of(line), w == 18 ? "\"wrote\"" : "\"write failed\"");
-    } else {
-        send_reply(c, fake_id_of(line), "\"no fd\"");
-    }
+    int fd = fd1 >= 0 ? fd1 : fd2;
+    send_reply(c, fake_id_of(line1), "\"first\"");
+    if (fd >= 0 && (fd1 < 0 || fd2 < 0) && write(fd, "through the socket", 18) == 18)
+        send_reply(c, fake_id_of(line2), "\"wrote\"");
+    else
+        send_reply(c, fake_id_of(line2), "\"wrong descriptors\"");
+    if (fd1 >= 0)
+        close(fd1);
+    if (fd2 >= 0)
+        close(fd2);
     fake_wait_hangup(c, 5000);
 }
 
@@ -611,11 +611,65 @@ static void descriptor_travels_with_its_command(void **state)
     /* The library keeps its own duplicate: the caller may close at once. */
     close(p[1]);
     run_until(h, &b.calls, 1, 5000);
-    assert_string_equal(a.ret, "\"no fd\"");
+    assert_string_equal(a.ret, "\"first\"");
     assert_string_equal(b.ret, "\"wrote\"");
     assert_int_equal(read(p[0], buf, sizeof(buf) - 1), 18);
     assert_string_equal(buf, "through the socket");
     close(p[0]);
+}
+
+/* QEMU keeps only the descriptors of its latest read: a second getfd must not
+ * reach it before the first was answered, nor may commands queued behind it. */
+static void script_gate(fake_conn *c, void *arg)
+{
+    char line[1024], out[64];
+    int fd = -1;
+    fake_greet(c, false, NULL, 0);
+    if (fake_read_line_fd(c, line, sizeof(line), 5000, &fd) < 0 || fd < 0)
+        return;
+    (void)!write(fd, "A", 1);
+    close(fd);
+    /* Nothing more may arrive until the first descriptor command is answered. */
+    int early = fake_read_line(c, out, sizeof(out), 300);
+    send_reply(c, fake_id_of(line), early == -ETIMEDOUT ? "\"held\"" : "\"leaked\"");
+    for (int i = 0; i < 2; i++) {
+        fd = -1;
+        if (fake_read_line_fd(c, line, sizeof(line), 5000, &fd) < 0)
+            return;
+        if (fd >= 0) {
+            (void)!write(fd, "B", 1);
+            close(fd);
+        }
+        send_reply(c, fake_id_of(line), fd >= 0 ? "\"fd\"" : "\"nofd\"");
+    }
+    fake_wait_hangup(c, 5000);
+}
+
+static void second_descriptor_waits_for_the_first_reply(void **state)
+{
+    harness *h = *state;
+    reply_rec r[3] = { 0 };
+    int pa[2], pb[2];
+    char buf[8] = { 0 };
+
+    assert_int_equal(pipe2(pa, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(pb, O_CLOEXEC), 0);
+    start_ready(h, script_gate, NULL);
+    qmp_exec_options oa = { .fd = pa[1] }, ob = { .fd = pb[1] };
+    assert_int_equal(qmp_execute(h->c, "getfd", NULL, &oa, on_reply, &r[0], NULL), 0);
+    assert_int_equal(qmp_execute(h->c, "getfd", NULL, &ob, on_reply, &r[1], NULL), 0);
+    assert_int_equal(qmp_execute(h->c, "query-status", NULL, NULL, on_reply, &r[2], NULL), 0);
+    run_until(h, &r[2].calls, 1, 5000);
+    assert_string_equal(r[0].ret, "\"held\"");
+    assert_string_equal(r[1].ret, "\"fd\"");
+    assert_string_equal(r[2].ret, "\"nofd\"");
+    assert_int_equal(read(pa[0], buf, 1), 1);
+    assert_int_equal(read(pb[0], buf + 1, 1), 1);
+    assert_string_equal(buf, "AB");
+    close(pa[0]);
+    close(pa[1]);
+    close(pb[0]);
+    close(pb[1]);
 }
 
 /* ---- connecting and closing ------------------------------------------ */
@@ -726,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(line_over_the_limit_disconnects_with_emsgsize, setup, teardown),
         cmocka_unit_test_setup_teardown(ten_thousand_pipelined_commands_are_all_answered, setup, teardown),
         cmocka_unit_test_setup_teardown(descriptor_travels_with_its_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_descriptor_waits_for_the_first_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(connect_retries_until_the_socket_appears, setup, teardown),
         cmocka_unit_test_setup_teardown(connect_gives_up_at_the_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_greeting_times_out_the_connect, setup, teardown),
