@@ -3,7 +3,7 @@
  * what the host knows, then powers the guest off with the ACPI button over QMP.
  *
  * Usage: guest_smoke RUN_DIR [VCPUS]   (RUN_DIR must exist) */
-#define _GNU_SOURCE
+
 #include "guest.h"
 
 #include <errno.h>
