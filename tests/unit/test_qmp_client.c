@@ -701,6 +701,21 @@ static void connect_gives_up_at_the_deadline(void **state)
     assert_int_equal(qmp_get_state(h->c), QMP_STATE_IDLE);
 }
 
+static void close_while_connecting_reports_nothing(void **state)
+{
+    harness *h = *state;
+    qmp_options o = { .path = h->path, .connect_timeout_ms = 200, .on_ready = on_ready, .opaque = h };
+
+    assert_int_equal(qmp_client_new(&h->loop, &o, &h->c), 0);
+    assert_int_equal(qmp_connect(h->c), 0);
+    assert_int_equal(qmp_get_state(h->c), QMP_STATE_CONNECTING);
+    run_for(h, 20);
+    qmp_close(h->c);
+    h->c = NULL;
+    run_for(h, 400);
+    assert_int_equal(h->ready_calls, 0);
+}
+
 static void script_no_greeting(fake_conn *c, void *arg)
 {
     fake_wait_hangup(c, 5000);
@@ -784,6 +799,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(connect_retries_until_the_socket_appears, setup, teardown),
         cmocka_unit_test_setup_teardown(connect_gives_up_at_the_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_greeting_times_out_the_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_while_connecting_reports_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(close_from_a_callback_cancels_the_rest_once, setup, teardown),
         cmocka_unit_test_setup_teardown(forgotten_command_never_calls_back, setup, teardown),
     };
