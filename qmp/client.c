@@ -9,7 +9,7 @@
  * two timers, so it stays valid through any callback that calls qmp_close(). */
 #include "qmp.h"
 
-#include "frame.h"
+#include "qmp.h"
 #include "message.h"
 #include "outq.h"
 #include "pending.h"

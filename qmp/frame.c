@@ -4,7 +4,7 @@
  * read may carry many replies, so the buffer keeps the unfinished tail and
  * remembers how far it has searched for '\n': a 10 MB reply costs one pass,
  * not one pass per read. */
-#include "frame.h"
+#include "qmp.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -10,7 +10,7 @@
 
 #include <json-c/json.h>
 
-#include "qmp/frame.h"
+#include "qmp/qmp.h"
 #include "qmp/message.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "qmp/frame.h"
+#include "qmp/qmp.h"
 #include "qmp/message.h"
 
 static void feed(qmp_frame *f, const char *s)

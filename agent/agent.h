@@ -1,0 +1,43 @@
+/* agent.h: the daemon's context, shared by its parts (one per process). */
+#ifndef AGENTD_AGENT_H
+#define AGENTD_AGENT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "qemu_argv.h"
+
+typedef struct uv_loop_s uv_loop_t;
+typedef struct event_log event_log;
+typedef struct server server;
+typedef struct vm vm;
+
+#define AGENTD_VERSION_MAJOR 0
+#define AGENTD_VERSION_MINOR 1
+#define AGENTD_VERSION_MICRO 0
+#define AGENTD_VERSION_STRING "0.1.0"
+
+typedef struct agent {
+    uv_loop_t *loop;
+    agent_config cfg;
+    vm_accel accel;               /* the resolved host default: KVM or TCG */
+    bool kvm_available;
+    int qemu_version;             /* major*10000 + minor*100 + micro, 0 if unknown */
+    char qemu_version_str[64];
+    char hostname[256];
+    char vms_dir[PATH_MAX];       /* STATE/vms: definitions */
+    char logs_dir[PATH_MAX];      /* STATE/logs: console and QEMU logs */
+    char run_vms_dir[PATH_MAX];   /* RUN/vms: per-VM sockets and runtime records */
+    int lock_fd;                  /* flock on STATE/agentd.lock: one agent per state dir */
+    event_log *events;
+    server *server;
+    vm *vms;                      /* singly linked, in definition order */
+    bool stopping;
+} agent;
+
+/* Fills the QEMU host settings from the agent's. */
+void agent_qemu_host(const agent *a, qemu_host *ret);
+
+#endif

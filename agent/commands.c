@@ -1,0 +1,704 @@
+/* commands.c: argument checking and the handler of each protocol command.
+ * The VM work itself is in vm*.c; a handler validates, calls it, and turns
+ * its result into a reply. */
+#include "commands.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "agent.h"
+#include "events.h"
+#include "log.h"
+#include "server.h"
+#include "statefile.h"
+#include "vm.h"
+
+/* ---- arguments ------------------------------------------------------------ */
+
+static bool args_known(request *r, struct json_object *args, const char *const *allowed)
+{
+    if (!args)
+        return true;
+    json_object_object_foreach(args, key, val) {
+        (void)val;
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, key) == 0;
+        if (!ok) {
+            request_error(r, "InvalidParameter", "%.64s: unknown argument", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+static struct json_object *arg(struct json_object *args, const char *key)
+{
+    struct json_object *v = NULL;
+
+    if (args)
+        json_object_object_get_ex(args, key, &v);
+    return v;
+}
+
+static bool arg_string(request *r, struct json_object *args, const char *key, bool required,
+                       const char **ret)
+{
+    struct json_object *v = arg(args, key);
+
+    if (!v && !required) {
+        *ret = NULL;
+        return true;
+    }
+    if (!v || !json_object_is_type(v, json_type_string)) {
+        request_error(r, "InvalidParameter", "%s: %s string", key, v ? "must be a" : "missing: expected a");
+        return false;
+    }
+    *ret = json_object_get_string(v);
+    return true;
+}
+
+static bool arg_bool(request *r, struct json_object *args, const char *key, bool def, bool *ret)
+{
+    struct json_object *v = arg(args, key);
+
+    if (!v) {
+        *ret = def;
+        return true;
+    }
+    if (!json_object_is_type(v, json_type_boolean)) {
+        request_error(r, "InvalidParameter", "%s: must be true or false", key);
+        return false;
+    }
+    *ret = json_object_get_boolean(v);
+    return true;
+}
+
+static bool arg_uint(request *r, struct json_object *args, const char *key, int64_t def,
+                     int64_t min, int64_t max, int64_t *ret)
+{
+    struct json_object *v = arg(args, key);
+
+    if (!v) {
+        *ret = def;
+        return true;
+    }
+    errno = 0;
+    int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : min - 1;
+    if (errno || n < min || n > max) {
+        request_error(r, "InvalidParameter", "%s: must be a whole number from %lld to %lld", key,
+                      (long long)min, (long long)max);
+        return false;
+    }
+    *ret = n;
+    return true;
+}
+
+static struct json_object *arg_object(request *r, struct json_object *args, const char *key,
+                                      bool required, bool *ok)
+{
+    struct json_object *v = arg(args, key);
+
+    *ok = true;
+    if (!v && !required)
+        return NULL;
+    if (!v || !json_object_is_type(v, json_type_object)) {
+        request_error(r, "InvalidParameter", "%s: %s", key, v ? "must be an object" : "missing");
+        *ok = false;
+    }
+    return v;
+}
+
+/* The VM named by the "name" argument, or an error reply. */
+static vm *arg_vm(request *r, struct json_object *args)
+{
+    const char *name;
+    vm *v;
+
+    if (!arg_string(r, args, "name", true, &name))
+        return NULL;
+    if (!(v = vm_find(request_agent(r), name)) || v->undefined) {
+        request_error(r, "NotFound", "no VM named '%.64s'", name);
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- replies from jobs --------------------------------------------------- */
+
+static void reply_result(request *r, const vm_result *res)
+{
+    if (res->status == 0)
+        request_ok(r, res->ret);
+    else
+        request_error(r, res->err_class, "%s", res->err_desc);
+}
+
+static void on_job_done(vm *v, const vm_result *res, void *opaque)
+{
+    reply_result(opaque, res);
+}
+
+/* Runs a job starter; a refusal is answered at once. */
+static void run_job(request *r, int started, const vm_result *refusal)
+{
+    if (started < 0)
+        reply_result(r, refusal);
+}
+
+/* ---- session and host --------------------------------------------------- */
+
+static void cmd_capabilities(request *r, struct json_object *args)
+{
+    request_ok(r, NULL);
+}
+
+static void cmd_query_version(request *r, struct json_object *args)
+{
+    agent *a = request_agent(r);
+    struct json_object *o = json_object_new_object(), *v = json_object_new_object();
+    struct json_object *q = json_object_new_object();
+
+    json_object_object_add(v, "major", json_object_new_int(AGENTD_VERSION_MAJOR));
+    json_object_object_add(v, "minor", json_object_new_int(AGENTD_VERSION_MINOR));
+    json_object_object_add(v, "micro", json_object_new_int(AGENTD_VERSION_MICRO));
+    json_object_object_add(o, "agentd", v);
+    json_object_object_add(o, "package", json_object_new_string("agentd " AGENTD_VERSION_STRING));
+    json_object_object_add(q, "binary", json_object_new_string(a->cfg.qemu_binary));
+    json_object_object_add(q, "version", json_object_new_string(a->qemu_version_str));
+    json_object_object_add(o, "qemu", q);
+    request_ok(r, o);
+}
+
+static void cmd_query_commands(request *r, struct json_object *args)
+{
+    struct json_object *arr = json_object_new_array();
+
+    for (const command *c = command_table(); c->name; c++) {
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(c->name));
+        json_object_array_add(arr, o);
+    }
+    request_ok(r, arr);
+}
+
+/* MemTotal and MemAvailable in MiB; /proc is memory, not disk. */
+static void read_meminfo(int64_t *ret_total, int64_t *ret_avail)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    char key[64];
+    long long kb;
+
+    *ret_total = *ret_avail = 0;
+    if (!f)
+        return;
+    while (fscanf(f, "%63s %lld kB\n", key, &kb) == 2) {
+        if (strcmp(key, "MemTotal:") == 0)
+            *ret_total = kb / 1024;
+        else if (strcmp(key, "MemAvailable:") == 0)
+            *ret_avail = kb / 1024;
+    }
+    fclose(f);
+}
+
+static struct json_object *usage(int64_t vcpus, int64_t mib)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "vcpus", json_object_new_int64(vcpus));
+    json_object_object_add(o, "memory-mib", json_object_new_int64(mib));
+    return o;
+}
+
+static void cmd_query_host(request *r, struct json_object *args)
+{
+    agent *a = request_agent(r);
+    struct json_object *o = json_object_new_object(), *vms = json_object_new_object();
+    int64_t total, avail, n = 0, running = 0, av = 0, am = 0, dv = 0, dm = 0;
+
+    read_meminfo(&total, &avail);
+    for (vm *v = a->vms; v; v = v->next) {
+        n++;
+        dv += v->def.vcpus;
+        dm += (int64_t)v->def.memory_mib;
+        if (vm_has_process(v)) {
+            running++;
+            av += v->def.vcpus;
+            am += (int64_t)v->def.memory_mib;
+        }
+    }
+    json_object_object_add(o, "hostname", json_object_new_string(a->hostname));
+    json_object_object_add(o, "cpus", json_object_new_int64(sysconf(_SC_NPROCESSORS_ONLN)));
+    json_object_object_add(o, "memory-mib", json_object_new_int64(total));
+    json_object_object_add(o, "memory-available-mib", json_object_new_int64(avail));
+    json_object_object_add(o, "accel", json_object_new_string(vm_accel_name(a->accel)));
+    json_object_object_add(o, "kvm-available", json_object_new_boolean(a->kvm_available));
+    json_object_object_add(vms, "defined", json_object_new_int64(n));
+    json_object_object_add(vms, "running", json_object_new_int64(running));
+    json_object_object_add(o, "vms", vms);
+    json_object_object_add(o, "allocated", usage(av, am));
+    json_object_object_add(o, "defined", usage(dv, dm));
+    request_ok(r, o);
+}
+
+static void cmd_query_events(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "after", NULL };
+    event_log *l = request_agent(r)->events;
+    int64_t after;
+    bool missed;
+
+    if (!args_known(r, args, allowed) || !arg_uint(r, args, "after", 0, 0, INT64_MAX, &after))
+        return;
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "events", event_log_since(l, (uint64_t)after, &missed));
+    json_object_object_add(o, "last-seq", json_object_new_int64((int64_t)event_log_last_seq(l)));
+    json_object_object_add(o, "missed", json_object_new_boolean(missed));
+    request_ok(r, o);
+}
+
+/* ---- queries of VMs ------------------------------------------------------ */
+
+static void cmd_query_vms(request *r, struct json_object *args)
+{
+    struct json_object *arr = json_object_new_array();
+
+    for (vm *v = request_agent(r)->vms; v; v = v->next)
+        if (!v->undefined)
+            json_object_array_add(arr, vm_summary_json(v));
+    request_ok(r, arr);
+}
+
+static void cmd_query_vm(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", NULL };
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)))
+        return;
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "definition", vmdef_to_json(&v->def));
+    json_object_object_add(o, "runtime", vm_runtime_json(v));
+    request_ok(r, o);
+}
+
+/* ---- power --------------------------------------------------------------- */
+
+static void cmd_vm_start(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "paused", NULL };
+    vm_result res;
+    bool paused;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) ||
+        !arg_bool(r, args, "paused", false, &paused))
+        return;
+    run_job(r, vm_start(v, paused, "user", on_job_done, r, &res), &res);
+}
+
+static void cmd_vm_shutdown(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "timeout", "force", NULL };
+    agent *a = request_agent(r);
+    vm_result res;
+    int64_t timeout;
+    bool force;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) ||
+        !arg_uint(r, args, "timeout", a->cfg.shutdown_timeout_s, 1, 86400, &timeout) ||
+        !arg_bool(r, args, "force", false, &force))
+        return;
+    run_job(r, vm_shutdown(v, (uint32_t)timeout, force, on_job_done, r, &res), &res);
+}
+
+#define SIMPLE_POWER_COMMAND(fn, starter)                                   \
+    static void fn(request *r, struct json_object *args)                    \
+    {                                                                       \
+        static const char *const allowed[] = { "name", NULL };              \
+        vm_result res;                                                      \
+        vm *v;                                                              \
+        if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)))         \
+            return;                                                         \
+        run_job(r, starter(v, on_job_done, r, &res), &res);                 \
+    }
+
+SIMPLE_POWER_COMMAND(cmd_vm_destroy, vm_destroy)
+SIMPLE_POWER_COMMAND(cmd_vm_reset, vm_reset)
+SIMPLE_POWER_COMMAND(cmd_vm_suspend, vm_suspend)
+SIMPLE_POWER_COMMAND(cmd_vm_resume, vm_resume)
+
+static void cmd_vm_qmp(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "command", "arguments", NULL };
+    const char *qmp_command;
+    struct json_object *qargs;
+    vm_result res;
+    bool ok;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) ||
+        !arg_string(r, args, "command", true, &qmp_command))
+        return;
+    qargs = arg_object(r, args, "arguments", false, &ok);
+    if (!ok)
+        return;
+    log_notice("vm %s: raw QMP command %s from an admin", v->def.name, qmp_command);
+    run_job(r, vm_qmp_passthrough(v, qmp_command, qargs, on_job_done, r, &res), &res);
+}
+
+/* ---- definitions ------------------------------------------------------- */
+
+static bool uuid_taken(agent *a, const vm_def *def, const vm *self)
+{
+    for (vm *v = a->vms; v; v = v->next)
+        if (v != self && !v->undefined && strcmp(v->def.uuid, def->uuid) == 0)
+            return true;
+    return false;
+}
+
+typedef struct define_ctx {
+    request *r;
+    bool created;
+    vm_def old;        /* restored if saving the replacement fails */
+} define_ctx;
+
+static void unlink_vm(agent *a, vm *v)
+{
+    for (vm **pp = &a->vms; *pp; pp = &(*pp)->next) {
+        if (*pp == v) {
+            *pp = v->next;
+            return;
+        }
+    }
+}
+
+static void on_defined(vm *v, const vm_result *res, void *opaque)
+{
+    define_ctx *d = opaque;
+    agent *a = v->agent;
+
+    v->job = VM_JOB_NONE;
+    if (res->status < 0) {
+        request_error(d->r, res->err_class, "%s", res->err_desc);
+        if (d->created) {
+            unlink_vm(a, v);
+            vm_free(v);
+        } else {
+            vmdef_free(&v->def);
+            v->def = d->old;
+        }
+        free(d);
+        return;
+    }
+    struct json_object *o = json_object_new_object(), *ev = json_object_new_object();
+    json_object_object_add(o, "name", json_object_new_string(v->def.name));
+    json_object_object_add(o, "uuid", json_object_new_string(v->def.uuid));
+    json_object_object_add(o, "created", json_object_new_boolean(d->created));
+    json_object_object_add(ev, "vm", json_object_new_string(v->def.name));
+    json_object_object_add(ev, "uuid", json_object_new_string(v->def.uuid));
+    json_object_object_add(ev, "created", json_object_new_boolean(d->created));
+    event_emit(a->events, "VM_DEFINED", ev);
+    log_info("vm %s: %s", v->def.name, d->created ? "defined" : "definition replaced");
+    request_ok(d->r, o);
+    if (!d->created)
+        vmdef_free(&d->old);
+    free(d);
+}
+
+static void append_vm(agent *a, vm *v)
+{
+    vm **pp = &a->vms;
+
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = v;
+}
+
+/* Replacing keeps the VM's uuid unless the new definition names one. */
+static void keep_uuid(struct json_object *def_json, const vm *old, vm_def *def)
+{
+    if (old && !json_object_object_get_ex(def_json, "uuid", NULL))
+        memcpy(def->uuid, old->def.uuid, sizeof(def->uuid));
+}
+
+static void define_replace(request *r, vm *v, vm_def *def, define_ctx *d)
+{
+    vm_result res;
+
+    if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
+        request_error(r, "InvalidState", "%s is %s: stop it before replacing its definition, or use vm-update",
+                      v->def.name, vm_state_name(v));
+        goto fail;
+    }
+    if (!vm_job_begin(v, VM_JOB_DEFINE, NULL, NULL, &res)) {
+        reply_result(r, &res);
+        goto fail;
+    }
+    d->old = v->def;
+    v->def = *def;
+    if (vm_save_definition(v, on_defined, d) < 0) {
+        v->def = d->old;
+        v->job = VM_JOB_NONE;
+        request_error(r, "GenericError", "out of memory");
+        vmdef_free(def);
+        free(d);
+    }
+    return;
+fail:
+    vmdef_free(def);
+    free(d);
+}
+
+static void cmd_vm_define(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "definition", NULL };
+    agent *a = request_agent(r);
+    struct json_object *dj;
+    char err[VM_ERR_MAX];
+    vm_def def;
+    bool ok;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(dj = arg_object(r, args, "definition", true, &ok)))
+        return;
+    if (vmdef_from_json(dj, &def, err, sizeof(err)) < 0) {
+        request_error(r, "InvalidParameter", "%s", err);
+        return;
+    }
+    v = vm_find(a, def.name);
+    keep_uuid(dj, v, &def);
+    if (uuid_taken(a, &def, v)) {
+        request_error(r, "InvalidParameter", "uuid: %s is used by another VM", def.uuid);
+        vmdef_free(&def);
+        return;
+    }
+    define_ctx *d = calloc(1, sizeof(*d));
+    if (!d) {
+        vmdef_free(&def);
+        request_error(r, "GenericError", "out of memory");
+        return;
+    }
+    d->r = r;
+    if (v) {
+        define_replace(r, v, &def, d);
+        return;
+    }
+    d->created = true;
+    if (vm_new(a, &def, &v) < 0) {
+        request_error(r, "InvalidParameter", "name: too long for this host's run directory");
+        vmdef_free(&def);
+        free(d);
+        return;
+    }
+    append_vm(a, v);
+    v->job = VM_JOB_DEFINE;
+    if (vm_save_definition(v, on_defined, d) < 0) {
+        unlink_vm(a, v);
+        vm_free(v);
+        free(d);
+        request_error(r, "GenericError", "out of memory");
+    }
+}
+
+/* Fields whose change a running QEMU only sees at its next start. */
+static bool applies_live(const char *field)
+{
+    return strcmp(field, "labels") == 0 || strcmp(field, "autostart") == 0 ||
+           strcmp(field, "on-crash") == 0;
+}
+
+static struct json_object *changed_fields(vm *v, const vm_def *next)
+{
+    struct json_object *a = vmdef_to_json(&v->def), *b = vmdef_to_json(next);
+    struct json_object *list = json_object_new_array();
+
+    json_object_object_foreach(b, key, nv) {
+        struct json_object *ov = NULL;
+        json_object_object_get_ex(a, key, &ov);
+        if (!json_object_equal(ov, nv) && vm_has_process(v) && !applies_live(key))
+            json_object_array_add(list, json_object_new_string(key));
+    }
+    json_object_put(a);
+    json_object_put(b);
+    return list;
+}
+
+typedef struct update_ctx {
+    request *r;
+    struct json_object *restart;
+    vm_def old;
+} update_ctx;
+
+static void on_updated(vm *v, const vm_result *res, void *opaque)
+{
+    update_ctx *u = opaque;
+
+    if (res->status < 0) {
+        vmdef_free(&v->def);
+        v->def = u->old;
+        json_object_put(u->restart);
+        request_error(u->r, res->err_class, "%s", res->err_desc);
+    } else {
+        struct json_object *o = json_object_new_object();
+        vmdef_free(&u->old);
+        json_object_object_add(o, "restart-needed", u->restart);
+        request_ok(u->r, o);
+    }
+    free(u);
+}
+
+static struct json_object *merged_definition(request *r, vm *v, struct json_object *changes)
+{
+    struct json_object *merged = vmdef_to_json(&v->def);
+
+    json_object_object_foreach(changes, key, val) {
+        if (strcmp(key, "name") == 0 || strcmp(key, "uuid") == 0) {
+            request_error(r, "InvalidParameter", "%s: cannot be changed; define a new VM instead", key);
+            json_object_put(merged);
+            return NULL;
+        }
+        json_object_object_add(merged, key, json_object_get(val));
+    }
+    return merged;
+}
+
+static void cmd_vm_update(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "changes", NULL };
+    struct json_object *changes, *merged;
+    char err[VM_ERR_MAX];
+    vm_def next;
+    bool ok;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) ||
+        !(changes = arg_object(r, args, "changes", true, &ok)))
+        return;
+    if (v->job == VM_JOB_DEFINE || v->job == VM_JOB_UNDEFINE) {
+        request_error(r, "Busy", "%s: a %s job is in progress", v->def.name, vm_job_name(v->job));
+        return;
+    }
+    if (!(merged = merged_definition(r, v, changes)))
+        return;
+    int pr = vmdef_from_json(merged, &next, err, sizeof(err));
+    json_object_put(merged);
+    if (pr < 0) {
+        request_error(r, "InvalidParameter", "%s", err);
+        return;
+    }
+    update_ctx *u = calloc(1, sizeof(*u));
+    if (!u) {
+        vmdef_free(&next);
+        request_error(r, "GenericError", "out of memory");
+        return;
+    }
+    u->r = r;
+    u->restart = changed_fields(v, &next);
+    u->old = v->def;
+    v->def = next;
+    if (vm_save_definition(v, on_updated, u) < 0) {
+        vmdef_free(&v->def);
+        v->def = u->old;
+        json_object_put(u->restart);
+        free(u);
+        request_error(r, "GenericError", "out of memory");
+    }
+}
+
+typedef struct undefine_ctx {
+    request *r;
+    vm *v;
+} undefine_ctx;
+
+static void on_undefined(int status, void *opaque)
+{
+    undefine_ctx *u = opaque;
+    vm *v = u->v;
+    agent *a = v->agent;
+
+    if (status < 0) {
+        v->job = VM_JOB_NONE;
+        request_error(u->r, "GenericError", "removing %s: %s", v->def_path, strerror(-status));
+        free(u);
+        return;
+    }
+    struct json_object *ev = json_object_new_object();
+    json_object_object_add(ev, "vm", json_object_new_string(v->def.name));
+    event_emit(a->events, "VM_UNDEFINED", ev);
+    log_info("vm %s: undefined", v->def.name);
+    rmdir(v->run_dir);
+    unlink_vm(a, v);
+    request_ok(u->r, NULL);
+    vm_free(v);
+    free(u);
+}
+
+static void cmd_vm_undefine(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", NULL };
+    undefine_ctx *u;
+    vm_result res;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)))
+        return;
+    if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
+        request_error(r, "InvalidState", "%s is %s: destroy it first", v->def.name, vm_state_name(v));
+        return;
+    }
+    if (!vm_job_begin(v, VM_JOB_UNDEFINE, NULL, NULL, &res)) {
+        reply_result(r, &res);
+        return;
+    }
+    if (!(u = malloc(sizeof(*u)))) {
+        v->job = VM_JOB_NONE;
+        request_error(r, "GenericError", "out of memory");
+        return;
+    }
+    *u = (undefine_ctx){ r, v };
+    v->undefined = true;
+    statefile_writer_put(v->def_file, NULL, 0, on_undefined, u);
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+static const command commands[] = {
+    { "qmp_capabilities", false, cmd_capabilities },
+    { "query-version", false, cmd_query_version },
+    { "query-commands", false, cmd_query_commands },
+    { "query-host", false, cmd_query_host },
+    { "query-events", false, cmd_query_events },
+    { "query-vms", false, cmd_query_vms },
+    { "query-vm", false, cmd_query_vm },
+    { "vm-define", true, cmd_vm_define },
+    { "vm-update", true, cmd_vm_update },
+    { "vm-undefine", true, cmd_vm_undefine },
+    { "vm-start", true, cmd_vm_start },
+    { "vm-shutdown", true, cmd_vm_shutdown },
+    { "vm-destroy", true, cmd_vm_destroy },
+    { "vm-reset", true, cmd_vm_reset },
+    { "vm-suspend", true, cmd_vm_suspend },
+    { "vm-resume", true, cmd_vm_resume },
+    { "vm-qmp", true, cmd_vm_qmp },
+    { NULL, false, NULL },
+};
+
+const command *command_find(const char *name)
+{
+    for (const command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+const command *command_table(void)
+{
+    return commands;
+}

@@ -1,0 +1,353 @@
+/* qemu_argv.c: the QEMU command line for a VM, built as an argv array.
+ *
+ * The definition is validated again here, whoever built it, so nothing that
+ * reaches QEMU can add options of its own: names and models are restricted
+ * to characters QEMU gives no meaning to, and paths inside option strings
+ * have their commas doubled. Each element is its own malloc'd string. */
+#include "qemu_argv.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* -run-with user= replaced the deprecated -runas in QEMU 9.1. */
+#define QEMU_RUN_WITH_USER_VERSION 90100
+/* Memory hotplug needs DIMM slots; 8 is what the management nodes expect. */
+#define MEMORY_SLOTS 8
+
+typedef struct errbuf {
+    char *buf;
+    size_t len;
+} errbuf;
+
+__attribute__((format(printf, 2, 3)))
+static int fail(errbuf *e, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (e->buf && e->len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(e->buf, e->len, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/* ---- what may be written into a command line ---- */
+
+static int check_path(const char *field, const char *path, errbuf *e)
+{
+    if (!path)
+        return fail(e, "%s: missing", field);
+    if (!*path)
+        return fail(e, "%s: must not be empty", field);
+    /* QEMU would take it, but a newline in a path is never intended and
+     * breaks every line-oriented record of the command line. */
+    if (strchr(path, '\n'))
+        return fail(e, "%s: must not contain a newline", field);
+    return 0;
+}
+
+static int check_paths(const qemu_paths *p, errbuf *e)
+{
+    int r;
+
+    if ((r = check_path("paths.qmp_socket", p->qmp_socket, e)) < 0 ||
+        (r = check_path("paths.serial_socket", p->serial_socket, e)) < 0 ||
+        (r = check_path("paths.console_log", p->console_log, e)) < 0 ||
+        (r = check_path("paths.pidfile", p->pidfile, e)) < 0)
+        return r;
+    return 0;
+}
+
+static int check_host(const qemu_host *h, errbuf *e)
+{
+    int r;
+
+    if ((r = check_path("host.binary", h->binary, e)) < 0)
+        return r;
+    if (h->accel != VM_ACCEL_KVM && h->accel != VM_ACCEL_TCG)
+        return fail(e, "host.accel: must be kvm or tcg");
+    if (h->run_as && (r = check_path("host.run_as", h->run_as, e)) < 0)
+        return r;
+    return 0;
+}
+
+static int check_inputs(const vm_def *def, const qemu_host *host, const qemu_paths *paths,
+                        errbuf *e)
+{
+    int r;
+
+    if (!def || !host || !paths)
+        return fail(e, "qemu_argv_build: missing argument");
+    if ((r = vmdef_validate(def, e->buf, e->len)) < 0 || (r = check_host(host, e)) < 0 ||
+        (r = check_paths(paths, e)) < 0)
+        return r;
+    return 0;
+}
+
+/* ---- a growing argv ---- */
+
+/* Errors are sticky: after the first failed allocation every push is a
+ * no-op, and the builder checks once at the end. */
+typedef struct argv_buf {
+    char **v;
+    size_t n, cap;
+    int err;
+} argv_buf;
+
+static void push_owned(argv_buf *b, char *s)
+{
+    if (!s && !b->err)
+        b->err = -ENOMEM;
+    if (b->err) {
+        free(s);
+        return;
+    }
+    if (b->n + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        char **v = reallocarray(b->v, cap, sizeof(*v));
+
+        if (!v) {
+            free(s);
+            b->err = -ENOMEM;
+            return;
+        }
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = s;
+    b->v[b->n] = NULL;
+}
+
+static void push(argv_buf *b, const char *s)
+{
+    push_owned(b, strdup(s));
+}
+
+__attribute__((format(printf, 2, 3)))
+static void pushf(argv_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    push_owned(b, s);
+}
+
+/* QEMU's option strings split on ',' and read ",," as a literal comma. */
+static char *escape_commas(const char *s)
+{
+    size_t n = strlen(s);
+    char *out, *p;
+
+    for (const char *c = s; (c = strchr(c, ',')) != NULL; c++)
+        n++;
+    out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    for (p = out; *s; s++) {
+        *p++ = *s;
+        if (*s == ',')
+            *p++ = ',';
+    }
+    *p = '\0';
+    return out;
+}
+
+/* ---- the sections of the command line, in order ---- */
+
+static vm_accel effective_accel(const vm_def *def, const qemu_host *host)
+{
+    return def->accel != VM_ACCEL_DEFAULT ? def->accel : host->accel;
+}
+
+/* The name needs no escaping: vmdef_validate allows no commas in it. */
+static void push_identity(argv_buf *b, const vm_def *def, const qemu_host *host)
+{
+    push(b, host->binary);
+    push(b, "-name");
+    pushf(b, "guest=%s,debug-threads=on", def->name);
+    push(b, "-uuid");
+    push(b, def->uuid);
+    push(b, "-S");
+    push(b, "-nodefaults");
+    push(b, "-no-user-config");
+}
+
+/* Without a model, KVM passes the host CPU through and TCG keeps QEMU's own
+ * default, since TCG cannot emulate "host". */
+static void push_machine(argv_buf *b, const vm_def *def, const qemu_host *host)
+{
+    vm_accel accel = effective_accel(def, host);
+
+    push(b, "-machine");
+    push(b, def->machine);
+    push(b, "-accel");
+    push(b, vm_accel_name(accel));
+    if (def->cpu_model[0]) {
+        push(b, "-cpu");
+        push(b, def->cpu_model);
+    } else if (accel == VM_ACCEL_KVM) {
+        push(b, "-cpu");
+        push(b, "host");
+    }
+}
+
+/* QEMU wants sockets * cores * threads == maxcpus, so the sockets that
+ * hotplug may fill are counted in. */
+static void push_resources(argv_buf *b, const vm_def *def)
+{
+    uint32_t max = def->max_vcpus ? def->max_vcpus : def->vcpus;
+
+    push(b, "-m");
+    if (def->max_memory_mib)
+        pushf(b, "size=%" PRIu64 "M,slots=%d,maxmem=%" PRIu64 "M", def->memory_mib, MEMORY_SLOTS,
+              def->max_memory_mib);
+    else
+        pushf(b, "%" PRIu64 "M", def->memory_mib);
+    push(b, "-smp");
+    pushf(b, "%" PRIu32 ",sockets=%" PRIu32 ",cores=%" PRIu32 ",threads=%" PRIu32
+             ",maxcpus=%" PRIu32,
+          def->vcpus, max / (def->cores * def->threads), def->cores, def->threads, max);
+}
+
+static void push_monitor(argv_buf *b, const qemu_paths *paths)
+{
+    char *qmp = escape_commas(paths->qmp_socket);
+
+    push(b, "-chardev");
+    if (qmp)
+        pushf(b, "socket,id=qmp,path=%s,server=on,wait=off", qmp);
+    else
+        push_owned(b, NULL);
+    free(qmp);
+    push(b, "-mon");
+    push(b, "chardev=qmp,mode=control");
+    push(b, "-pidfile");
+    push(b, paths->pidfile);
+}
+
+static void push_serial(argv_buf *b, const qemu_paths *paths)
+{
+    char *sock = escape_commas(paths->serial_socket);
+    char *log = escape_commas(paths->console_log);
+
+    push(b, "-chardev");
+    if (sock && log)
+        pushf(b, "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on", sock, log);
+    else
+        push_owned(b, NULL);
+    free(sock);
+    free(log);
+    push(b, "-serial");
+    push(b, "chardev:serial0");
+}
+
+/* QEMU drops to the run-as user with setuid() after it has installed its
+ * seccomp filter, and elevateprivileges=deny kills it for that (SIGSYS, seen
+ * on QEMU 7.2). Once it runs as an unprivileged user it cannot regain
+ * privileges anyway, and spawn=deny still forbids exec'ing setuid helpers. */
+static void push_isolation(argv_buf *b, const qemu_host *host)
+{
+    push(b, "-display");
+    push(b, "none");
+    push(b, "-sandbox");
+    pushf(b, "on,obsolete=deny,elevateprivileges=%s,spawn=deny,resourcecontrol=deny",
+          host->run_as ? "allow" : "deny");
+}
+
+static const char boot_letters[] = {
+    [VM_BOOT_DISK] = 'c',
+    [VM_BOOT_CDROM] = 'd',
+    [VM_BOOT_NETWORK] = 'n',
+};
+
+/* -kernel, -initrd and -append take their value whole: no escaping. */
+static void push_boot(argv_buf *b, const vm_def *def)
+{
+    char order[VM_BOOT_MAX + 1];
+
+    if (def->kernel) {
+        push(b, "-kernel");
+        push(b, def->kernel);
+    }
+    if (def->initrd) {
+        push(b, "-initrd");
+        push(b, def->initrd);
+    }
+    if (def->cmdline) {
+        push(b, "-append");
+        push(b, def->cmdline);
+    }
+    if (def->nboot == 0)
+        return;
+    for (size_t i = 0; i < def->nboot; i++)
+        order[i] = boot_letters[def->boot[i]];
+    order[def->nboot] = '\0';
+    push(b, "-boot");
+    pushf(b, "order=%s", order);
+}
+
+static void push_run_as(argv_buf *b, const qemu_host *host)
+{
+    char *user;
+
+    if (!host->run_as)
+        return;
+    if (host->qemu_version < QEMU_RUN_WITH_USER_VERSION) {
+        push(b, "-runas");
+        push(b, host->run_as);
+        return;
+    }
+    user = escape_commas(host->run_as);
+    push(b, "-run-with");
+    if (user)
+        pushf(b, "user=%s", user);
+    else
+        push_owned(b, NULL);
+    free(user);
+}
+
+int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *paths,
+                    char ***ret_argv, char *err, size_t errlen)
+{
+    errbuf e = {err, errlen};
+    argv_buf b = {0};
+    int r = check_inputs(def, host, paths, &e);
+
+    if (r < 0)
+        return r;
+    push_identity(&b, def, host);
+    push_machine(&b, def, host);
+    push_resources(&b, def);
+    push_monitor(&b, paths);
+    push_serial(&b, paths);
+    push_isolation(&b, host);
+    push_boot(&b, def);
+    push_run_as(&b, host);
+    push(&b, "-msg");
+    push(&b, "timestamp=on");
+    if (b.err) {
+        qemu_argv_free(b.v);
+        fail(&e, "out of memory");
+        return b.err;
+    }
+    *ret_argv = b.v;
+    return 0;
+}
+
+void qemu_argv_free(char **argv)
+{
+    if (!argv)
+        return;
+    for (char **p = argv; *p; p++)
+        free(*p);
+    free(argv);
+}

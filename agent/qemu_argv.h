@@ -1,0 +1,31 @@
+/* qemu_argv.h: the QEMU command line for a VM, as an argv array.
+ *
+ * Never a shell string: every user-supplied value lands in its own argv
+ * element, and values embedded in QEMU option strings have their commas
+ * doubled (QEMU's escape) or are refused. */
+#ifndef AGENTD_QEMU_ARGV_H
+#define AGENTD_QEMU_ARGV_H
+
+#include "vmdef.h"
+
+typedef struct qemu_host {
+    const char *binary;       /* e.g. "qemu-system-x86_64" */
+    vm_accel accel;           /* the host default, KVM or TCG (never DEFAULT) */
+    const char *run_as;       /* user QEMU drops to, or NULL to stay as the agent */
+    int qemu_version;         /* major*10000 + minor*100 + micro, e.g. 70200 */
+} qemu_host;
+
+typedef struct qemu_paths {
+    const char *qmp_socket;   /* QEMU listens here for the agent's QMP client */
+    const char *serial_socket;/* the serial console chardev */
+    const char *console_log;  /* everything the guest prints on its serial port */
+    const char *pidfile;
+} qemu_paths;
+
+/* Builds a NULL-terminated argv; free it with qemu_argv_free(). -EINVAL with a
+ * message in err when a value cannot be expressed safely. */
+int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *paths,
+                    char ***ret_argv, char *err, size_t errlen);
+void qemu_argv_free(char **argv);
+
+#endif

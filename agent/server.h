@@ -1,0 +1,32 @@
+/* server.h: the control socket and its QMP-shaped protocol.
+ *
+ * Each line from a client is one request; the command handler answers it,
+ * possibly much later, through request_ok() or request_error(). A request
+ * whose client went away is still answered by its handler; the answer is
+ * dropped. Events go to every negotiated client. */
+#ifndef AGENTD_SERVER_H
+#define AGENTD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct json_object;
+typedef struct agent agent;
+typedef struct server server;
+typedef struct request request;
+
+int server_start(agent *a, server **ret, char *err, size_t errlen);
+/* Stops listening and closes every client; pending requests stay valid. */
+void server_stop(server *s);
+/* Sends one event line to every negotiated client. */
+void server_broadcast(const char *line, size_t len, void *server);
+
+agent *request_agent(const request *r);
+bool request_is_admin(const request *r);
+/* Finishes the request with a return value (ownership taken; NULL means {}). */
+void request_ok(request *r, struct json_object *ret);
+void request_error(request *r, const char *err_class, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,142 @@
+/* vm.h: a VM at run time: its definition, its QEMU process, its QMP
+ * connection, its state machine and the one job that may change it.
+ *
+ * Every state-changing operation is a job; a VM runs at most one at a time
+ * and a second one is refused with Busy. Jobs finish through a callback that
+ * gets either a return value or an error class and description. */
+#ifndef AGENTD_VM_H
+#define AGENTD_VM_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vmdef.h"
+
+struct json_object;
+typedef struct agent agent;
+typedef struct vm vm;
+typedef struct qmp_client qmp_client;
+typedef struct statefile_writer statefile_writer;
+typedef struct uv_poll_s uv_poll_t;
+typedef struct uv_timer_s uv_timer_t;
+
+typedef enum vm_state {
+    VM_STOPPED,
+    VM_STARTING,
+    VM_RUNNING,
+    VM_PAUSED,
+    VM_SHUTTING_DOWN,
+    VM_STOPPING,
+    VM_CRASHED,
+} vm_state;
+
+typedef enum vm_job_kind {
+    VM_JOB_NONE,
+    VM_JOB_START,
+    VM_JOB_SHUTDOWN,
+    VM_JOB_DESTROY,
+    VM_JOB_RESET,
+    VM_JOB_SUSPEND,
+    VM_JOB_RESUME,
+    VM_JOB_DEFINE,
+    VM_JOB_UNDEFINE,
+} vm_job_kind;
+
+/* The outcome of a job: status 0 with ret (may be NULL, ownership passes), or
+ * an error class and description. */
+typedef struct vm_result {
+    int status;
+    const char *err_class;
+    const char *err_desc;
+    struct json_object *ret;
+} vm_result;
+
+typedef void (*vm_done_cb)(vm *v, const vm_result *res, void *opaque);
+
+typedef struct vm_process {
+    pid_t pid;                 /* 0 when there is no QEMU */
+    int pidfd;
+    uv_poll_t *watch;          /* readable when the process ends */
+    bool is_child;             /* started by this agent: exit status readable */
+    uint64_t start_ticks;      /* /proc/PID/stat starttime: guards against PID reuse */
+    int64_t started_at;        /* wall clock seconds */
+} vm_process;
+
+struct vm {
+    agent *agent;
+    vm_def def;
+    vm_state state;
+    const char *reason;
+    bool unresponsive;         /* QMP did not answer in time; the process lives */
+    bool undefined;            /* removed; freed once its last callback ran */
+    vm_process proc;
+    qmp_client *qmp;
+    bool qmp_ready;
+    bool exit_expected;        /* a stop was requested: an exit is not a crash */
+    bool guest_shutdown;       /* QEMU reported a guest-initiated SHUTDOWN */
+    bool adopting;             /* re-adopted; its state is announced once QEMU tells it */
+    int crash_restarts;        /* on-crash restarts in a row, each soon after its start */
+    /* the job */
+    vm_job_kind job;
+    vm_done_cb job_cb;
+    void *job_opaque;
+    uv_timer_t *job_timer;
+    int job_step;
+    bool job_force;
+    vm_state job_prev_state;   /* where a shutdown that times out returns to */
+    uint32_t job_timeout_s;
+    uv_timer_t *health_timer;  /* re-checks an unresponsive QEMU */
+    statefile_writer *def_file;
+    statefile_writer *runtime_file;
+    struct json_object *last_exit;   /* exit-status and log-tail of the last QEMU */
+    int pending_io;            /* thread-pool work referring to this VM */
+    char run_dir[PATH_MAX];
+    char qmp_path[PATH_MAX];
+    char serial_path[PATH_MAX];
+    char pidfile[PATH_MAX];
+    char runtime_path[PATH_MAX];
+    char def_path[PATH_MAX];
+    char console_log[PATH_MAX];
+    char qemu_log[PATH_MAX];
+    vm *next;
+};
+
+vm *vm_find(agent *a, const char *name);
+/* A new VM object for def (taken over); not yet saved. */
+int vm_new(agent *a, vm_def *def, vm **ret);
+void vm_free(vm *v);
+
+const char *vm_state_name(const vm *v);   /* "unresponsive" overrides while set */
+bool vm_has_process(const vm *v);
+
+/* Takes the VM's job slot, or fills res with Busy. Definition changes use it
+ * too, so nothing starts a VM whose definition is being replaced. */
+bool vm_job_begin(vm *v, vm_job_kind kind, vm_done_cb cb, void *opaque, vm_result *res);
+const char *vm_job_name(vm_job_kind k);
+
+/* Persists the definition (durably) and reports through cb. */
+int vm_save_definition(vm *v, vm_done_cb cb, void *opaque);
+
+/* Jobs. Each returns 0 when started (cb will be called once) or fills res
+ * with the refusal (Busy, InvalidState) and returns -1 without calling cb. */
+int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque, vm_result *res);
+int vm_shutdown(vm *v, uint32_t timeout_s, bool force, vm_done_cb cb, void *opaque, vm_result *res);
+int vm_destroy(vm *v, vm_done_cb cb, void *opaque, vm_result *res);
+int vm_reset(vm *v, vm_done_cb cb, void *opaque, vm_result *res);
+int vm_suspend(vm *v, vm_done_cb cb, void *opaque, vm_result *res);
+int vm_resume(vm *v, vm_done_cb cb, void *opaque, vm_result *res);
+/* One raw QMP command (not a job: does not take the VM's job slot). */
+int vm_qmp_passthrough(vm *v, const char *command, struct json_object *args,
+                       vm_done_cb cb, void *opaque, vm_result *res);
+
+/* Re-adopts a QEMU left running by an earlier agent, from its runtime record.
+ * Returns 1 when adopted, 0 when there was nothing to adopt. */
+int vm_adopt(vm *v);
+
+/* Runtime facts for query-vm / query-vms. */
+struct json_object *vm_runtime_json(const vm *v);
+struct json_object *vm_summary_json(const vm *v);
+
+#endif

@@ -1,0 +1,481 @@
+/* vm_run.c: a VM's QEMU process from launch to exit: start, QMP connection
+ * and events, the runtime record, exit handling and on-crash, adoption. */
+#include "vm_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <uv.h>
+
+#include "agent.h"
+#include "events.h"
+#include "log.h"
+#include "proc.h"
+#include "statefile.h"
+
+#define LOG_TAIL_BYTES 2048
+#define RUNTIME_MAX (64 * 1024)
+#define CRASH_LOOP_WINDOW_S 10
+#define CRASH_LOOP_LIMIT 3
+
+/* ---- QMP connection and QEMU's events ---------------------------------- */
+
+static void on_status_read(qmp_client *c, const qmp_reply *r, void *opaque);
+
+static void on_qmp_ready(qmp_client *c, int status, void *opaque);
+
+static void on_qmp_disconnect(qmp_client *c, int status, void *opaque)
+{
+    vm *v = opaque;
+
+    v->qmp_ready = false;
+    log_debug("vm %s: QMP connection ended: %s", v->def.name, qmp_strerror(status));
+    /* The client is closed from here; the process watch decides what happened. */
+    qmp_close(v->qmp);
+    v->qmp = NULL;
+}
+
+static void forward_event(vm *v, const char *event, struct json_object *data, int64_t s, int64_t us)
+{
+    struct json_object *d = json_object_new_object(), *ts = json_object_new_object();
+
+    json_object_object_add(d, "vm", json_object_new_string(v->def.name));
+    json_object_object_add(d, "name", json_object_new_string(event));
+    json_object_object_add(d, "data", data ? json_object_get(data) : json_object_new_object());
+    json_object_object_add(ts, "seconds", json_object_new_int64(s));
+    json_object_object_add(ts, "microseconds", json_object_new_int64(us));
+    json_object_object_add(d, "qemu-timestamp", ts);
+    event_emit(v->agent->events, "VM_QEMU_EVENT", d);
+}
+
+/* QEMU pausing or resuming on its own (an I/O error, a monitor user) shows
+ * up as STOP/RESUME outside any job of ours. */
+static void track_run_state(vm *v, const char *event, struct json_object *data)
+{
+    struct json_object *guest;
+
+    if (strcmp(event, "SHUTDOWN") == 0) {
+        v->guest_shutdown = json_object_object_get_ex(data, "guest", &guest) &&
+                            json_object_get_boolean(guest);
+    } else if (strcmp(event, "STOP") == 0 && v->state == VM_RUNNING &&
+               v->job != VM_JOB_SUSPEND && v->job != VM_JOB_DESTROY) {
+        vm_set_state(v, VM_PAUSED, "qemu", NULL);
+    } else if (strcmp(event, "RESUME") == 0 && v->state == VM_PAUSED &&
+               v->job != VM_JOB_RESUME && v->job != VM_JOB_START) {
+        vm_set_state(v, VM_RUNNING, "qemu", NULL);
+    }
+}
+
+static void on_qmp_event(qmp_client *c, const char *event, struct json_object *data,
+                         int64_t s, int64_t us, void *opaque)
+{
+    vm *v = opaque;
+
+    track_run_state(v, event, data);
+    forward_event(v, event, data, s, us);
+}
+
+void vm_connect_qmp(vm *v, uint32_t timeout_ms)
+{
+    qmp_options o = {
+        .path = v->qmp_path,
+        .connect_timeout_ms = timeout_ms,
+        .command_timeout_ms = v->agent->cfg.qmp_timeout_ms,
+        .on_ready = on_qmp_ready,
+        .on_disconnect = on_qmp_disconnect,
+        .on_event = on_qmp_event,
+        .opaque = v,
+    };
+    int r;
+
+    vm_close_qmp(v);
+    if ((r = qmp_client_new(v->agent->loop, &o, &v->qmp)) < 0 || (r = qmp_connect(v->qmp)) < 0) {
+        log_warn("vm %s: QMP connect: %s", v->def.name, strerror(-r));
+        if (v->qmp)
+            qmp_close(v->qmp);
+        v->qmp = NULL;
+        on_qmp_ready(NULL, r, v);
+    }
+}
+
+void vm_close_qmp(vm *v)
+{
+    if (v->qmp) {
+        qmp_close(v->qmp);
+        v->qmp = NULL;
+    }
+    v->qmp_ready = false;
+}
+
+/* ---- the runtime record -------------------------------------------------- */
+
+void vm_write_runtime(vm *v)
+{
+    struct json_object *o = json_object_new_object();
+    size_t len;
+    const char *text;
+
+    json_object_object_add(o, "pid", json_object_new_int(v->proc.pid));
+    json_object_object_add(o, "start-ticks", json_object_new_int64((int64_t)v->proc.start_ticks));
+    json_object_object_add(o, "uuid", json_object_new_string(v->def.uuid));
+    json_object_object_add(o, "started-at", json_object_new_int64(v->proc.started_at));
+    text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    if (statefile_writer_put(v->runtime_file, text, len, NULL, NULL) < 0)
+        log_err("vm %s: cannot record its runtime state", v->def.name);
+    json_object_put(o);
+}
+
+/* ---- exit ---------------------------------------------------------------- */
+
+typedef struct exit_work {
+    uv_work_t req;
+    vm *v;
+    int status;         /* wait status, or -1 when not ours to reap */
+    char *tail;
+} exit_work;
+
+static struct json_object *exit_status_json(int status)
+{
+    struct json_object *o;
+
+    if (status < 0)
+        return NULL;
+    o = json_object_new_object();
+    if (WIFEXITED(status))
+        json_object_object_add(o, "code", json_object_new_int(WEXITSTATUS(status)));
+    else
+        json_object_object_add(o, "signal", json_object_new_int(WTERMSIG(status)));
+    return o;
+}
+
+static void read_log_tail(uv_work_t *req)
+{
+    exit_work *w = (exit_work *)req;
+
+    if (proc_read_tail(w->v->qemu_log, LOG_TAIL_BYTES, &w->tail) < 0)
+        w->tail = NULL;
+}
+
+static bool crash_loop(vm *v)
+{
+    return time(NULL) - v->proc.started_at < CRASH_LOOP_WINDOW_S;
+}
+
+/* The state after an exit, from what was asked for and what QEMU said. */
+static void settle_after_exit(vm *v, struct json_object *info, bool quick_exit)
+{
+    vm_job_kind job = v->job;
+
+    if (job == VM_JOB_START) {
+        vm_set_state(v, VM_STOPPED, "start-failed", info);
+        const char *tail = "";
+        struct json_object *t;
+        if (v->last_exit && json_object_object_get_ex(v->last_exit, "log-tail", &t))
+            tail = json_object_get_string(t);
+        vm_job_finish_error(v, "GenericError", "QEMU exited during start: %s", tail);
+    } else if (v->exit_expected) {
+        vm_set_state(v, VM_STOPPED, "user", info);
+        if (job == VM_JOB_DESTROY)
+            vm_job_finish_ok(v, NULL);
+        else if (job == VM_JOB_SHUTDOWN) {
+            struct json_object *ret = json_object_new_object();
+            json_object_object_add(ret, "forced", json_object_new_boolean(true));
+            vm_job_finish_ok(v, ret);
+        }
+    } else if (v->guest_shutdown) {
+        vm_set_state(v, VM_STOPPED, "guest-shutdown", info);
+        if (job == VM_JOB_SHUTDOWN) {
+            struct json_object *ret = json_object_new_object();
+            json_object_object_add(ret, "forced", json_object_new_boolean(false));
+            vm_job_finish_ok(v, ret);
+        }
+    } else {
+        log_warn("vm %s: QEMU ended unexpectedly; on-crash is %s", v->def.name,
+                 vm_on_crash_name(v->def.on_crash));
+        vm_set_state(v, v->def.on_crash == VM_ON_CRASH_DESTROY ? VM_STOPPED : VM_CRASHED,
+                     "crash", info);
+        if (job != VM_JOB_NONE)
+            vm_job_finish_error(v, "GenericError", "QEMU ended unexpectedly");
+        if (v->def.on_crash == VM_ON_CRASH_RESTART && !v->agent->stopping) {
+            vm_result res;
+            v->crash_restarts = quick_exit ? v->crash_restarts + 1 : 1;
+            if (v->crash_restarts > CRASH_LOOP_LIMIT)
+                log_err("vm %s: crashed %d times within %d s of starting; not restarting",
+                        v->def.name, CRASH_LOOP_LIMIT, CRASH_LOOP_WINDOW_S);
+            else if (vm_start(v, false, "on-crash", NULL, NULL, &res) < 0)
+                log_err("vm %s: restart after crash refused: %s", v->def.name, res.err_desc);
+        }
+    }
+}
+
+static void after_log_tail(uv_work_t *req, int status)
+{
+    exit_work *w = (exit_work *)req;
+    vm *v = w->v;
+    struct json_object *info = json_object_new_object(), *es = exit_status_json(w->status);
+    bool quick = crash_loop(v);
+
+    v->pending_io--;
+    json_object_put(v->last_exit);
+    v->last_exit = json_object_new_object();
+    json_object_object_add(v->last_exit, "exit-status", es ? json_object_get(es) : NULL);
+    json_object_object_add(v->last_exit, "log-tail", json_object_new_string(w->tail ? w->tail : ""));
+    json_object_object_add(info, "exit-status", es);
+    json_object_object_add(info, "log-tail", json_object_new_string(w->tail ? w->tail : ""));
+    free(w->tail);
+    free(w);
+    memset(&v->proc, 0, sizeof(v->proc));
+    v->proc.pidfd = -1;
+    v->unresponsive = false;
+    statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
+    settle_after_exit(v, info, quick);
+}
+
+static void free_watch(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_process_exit(uv_poll_t *h, int status, int events)
+{
+    vm *v = h->data;
+    exit_work *w = calloc(1, sizeof(*w));
+    int wstatus = -1;
+
+    uv_close((uv_handle_t *)h, free_watch);
+    v->proc.watch = NULL;
+    if (v->proc.is_child && proc_reap(v->proc.pidfd, &wstatus) != 1)
+        wstatus = -1;
+    close(v->proc.pidfd);
+    v->proc.pidfd = -1;
+    vm_close_qmp(v);
+    log_info("vm %s: QEMU (pid %d) ended", v->def.name, v->proc.pid);
+    if (!w) {
+        after_log_tail(NULL, 0);
+        return;
+    }
+    w->v = v;
+    w->status = wstatus;
+    v->pending_io++;
+    if (uv_queue_work(v->agent->loop, &w->req, read_log_tail, after_log_tail) < 0)
+        after_log_tail(&w->req, 0);
+}
+
+static int watch_process(vm *v)
+{
+    uv_poll_t *h = malloc(sizeof(*h));
+    int r;
+
+    if (!h)
+        return -ENOMEM;
+    if ((r = uv_poll_init(v->agent->loop, h, v->proc.pidfd)) < 0) {
+        free(h);
+        return r;
+    }
+    h->data = v;
+    v->proc.watch = h;
+    return uv_poll_start(h, UV_READABLE, on_process_exit);
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+static void on_cont(qmp_client *c, const qmp_reply *r, void *opaque)
+{
+    vm *v = opaque;
+
+    /* A lost connection means QEMU is going: its exit finishes the job. */
+    if (v->job != VM_JOB_START || r->status == -ECANCELED || r->status == -ECONNRESET)
+        return;
+    if (r->status < 0) {
+        vm_job_finish_error(v, "GenericError", "cont: %s", r->err_desc);
+        vm_stop_process(v);
+        return;
+    }
+    vm_set_state(v, VM_RUNNING, v->reason, NULL);
+    vm_job_finish_ok(v, NULL);
+}
+
+/* Adopted or freshly launched, QMP is up: learn or set the guest's state. */
+static void on_qmp_ready(qmp_client *c, int status, void *opaque)
+{
+    vm *v = opaque;
+
+    if (status < 0) {
+        if (v->qmp)
+            qmp_close(v->qmp);
+        v->qmp = NULL;
+        if (v->job == VM_JOB_START) {
+            log_warn("vm %s: QMP not ready: %s", v->def.name, qmp_strerror(status));
+            vm_stop_process(v); /* the exit completes the start job with the log tail */
+        } else if (vm_has_process(v)) {
+            vm_mark_responsive(v, false);
+        }
+        return;
+    }
+    v->qmp_ready = true;
+    if (v->job == VM_JOB_START && v->job_force) {
+        vm_set_state(v, VM_PAUSED, v->reason, NULL);
+        vm_job_finish_ok(v, NULL);
+    } else if (v->job == VM_JOB_START) {
+        if (vm_qmp(v, "cont", NULL, on_cont, v) < 0)
+            vm_stop_process(v);
+    } else {
+        vm_qmp(v, "query-status", NULL, on_status_read, v);
+    }
+}
+
+static void on_status_read(qmp_client *c, const qmp_reply *r, void *opaque)
+{
+    vm *v = opaque;
+    struct json_object *running;
+
+    if (r->status < 0)
+        return; /* a timeout already marked it unresponsive */
+    bool is_running = json_object_object_get_ex(r->ret, "running", &running) &&
+                      json_object_get_boolean(running);
+    vm_state now = is_running ? VM_RUNNING : VM_PAUSED;
+    /* After adoption the state is announced once, corrected from QEMU. */
+    if (v->adopting || v->state != now)
+        vm_set_state(v, now, "agent-restart", NULL);
+    v->adopting = false;
+}
+
+static int launch(vm *v, char *err, size_t errlen)
+{
+    qemu_host host;
+    qemu_paths paths = { v->qmp_path, v->serial_path, v->console_log, v->pidfile };
+    char **argv = NULL;
+    int r;
+
+    agent_qemu_host(v->agent, &host);
+    if ((r = statefile_mkdir_p(v->run_dir, 0750)) < 0) {
+        snprintf(err, errlen, "creating %s: %s", v->run_dir, strerror(-r));
+        return r;
+    }
+    /* A socket left by a dead QEMU would make QEMU fail to bind. */
+    unlink(v->qmp_path);
+    unlink(v->serial_path);
+    if ((r = qemu_argv_build(&v->def, &host, &paths, &argv, err, errlen)) < 0)
+        return r;
+    r = proc_spawn(argv, v->qemu_log, &v->proc.pid);
+    qemu_argv_free(argv);
+    if (r < 0) {
+        snprintf(err, errlen, "launching %s: %s", host.binary, strerror(-r));
+        return r;
+    }
+    v->proc.is_child = true;
+    v->proc.started_at = time(NULL);
+    if ((r = proc_pidfd_open(v->proc.pid, &v->proc.pidfd)) < 0 || (r = watch_process(v)) < 0) {
+        snprintf(err, errlen, "watching QEMU: %s", strerror(-r));
+        kill(v->proc.pid, SIGKILL);
+        return r;
+    }
+    proc_start_ticks(v->proc.pid, &v->proc.start_ticks);
+    return 0;
+}
+
+int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque, vm_result *res)
+{
+    char err[512];
+
+    if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
+        vm_refuse(res, "InvalidState", "%s is already %s", v->def.name, vm_state_name(v));
+        return -1;
+    }
+    if (!vm_job_begin(v, VM_JOB_START, cb, opaque, res))
+        return -1;
+    v->job_force = paused;
+    v->exit_expected = false;
+    v->guest_shutdown = false;
+    if (strcmp(reason, "on-crash") != 0)
+        v->crash_restarts = 0;
+    if (launch(v, err, sizeof(err)) < 0) {
+        v->job = VM_JOB_NONE;
+        v->proc.pid = 0;
+        vm_refuse(res, "GenericError", "%s", err);
+        return -1;
+    }
+    vm_set_state(v, VM_STARTING, reason, NULL);
+    vm_write_runtime(v);
+    vm_connect_qmp(v, v->agent->cfg.start_timeout_ms);
+    return 0;
+}
+
+/* ---- adoption ------------------------------------------------------------ */
+
+static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret_started)
+{
+    char *text;
+    struct json_object *o, *pid, *ticks, *uuid, *started;
+    int r = statefile_read(v->runtime_path, RUNTIME_MAX, &text, NULL);
+
+    if (r < 0)
+        return r;
+    o = json_tokener_parse(text);
+    free(text);
+    r = -EINVAL;
+    if (o && json_object_object_get_ex(o, "pid", &pid) && json_object_is_type(pid, json_type_int) &&
+        json_object_object_get_ex(o, "start-ticks", &ticks) &&
+        json_object_object_get_ex(o, "uuid", &uuid) &&
+        strcmp(json_object_get_string(uuid), v->def.uuid) == 0 &&
+        json_object_get_int(pid) > 1) {
+        *ret_pid = json_object_get_int(pid);
+        *ret_ticks = (uint64_t)json_object_get_int64(ticks);
+        *ret_started = json_object_object_get_ex(o, "started-at", &started)
+                           ? json_object_get_int64(started) : time(NULL);
+        r = 0;
+    }
+    json_object_put(o);
+    return r;
+}
+
+/* Same PID, same start time, and our uuid on its command line: it is ours. */
+static bool process_is_ours(vm *v, pid_t pid, uint64_t ticks)
+{
+    uint64_t now_ticks;
+
+    return proc_start_ticks(pid, &now_ticks) == 0 && now_ticks == ticks &&
+           proc_cmdline_has_pair(pid, "-uuid", v->def.uuid);
+}
+
+int vm_adopt(vm *v)
+{
+    pid_t pid;
+    uint64_t ticks;
+    int64_t started;
+    int r = read_runtime(v, &pid, &ticks, &started);
+
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0 || !process_is_ours(v, pid, ticks)) {
+        log_notice("vm %s: its QEMU is gone (%s); marking it stopped", v->def.name,
+                   r < 0 ? "unreadable runtime record" : "no such process");
+        statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
+        if (r == 0)
+            vm_set_state(v, VM_STOPPED, "exited", NULL);
+        return 0;
+    }
+    v->proc.pid = pid;
+    v->proc.start_ticks = ticks;
+    v->proc.started_at = started;
+    v->proc.is_child = false;
+    if ((r = proc_pidfd_open(pid, &v->proc.pidfd)) < 0 || (r = watch_process(v)) < 0) {
+        log_err("vm %s: cannot watch QEMU pid %d: %s", v->def.name, pid, strerror(-r));
+        return r;
+    }
+    log_info("vm %s: adopting QEMU pid %d", v->def.name, pid);
+    /* Running until QEMU says otherwise; QMP failing makes it unresponsive, never killed. */
+    v->state = VM_RUNNING;
+    v->reason = "agent-restart";
+    v->adopting = true;
+    vm_connect_qmp(v, v->agent->cfg.qmp_timeout_ms);
+    return 1;
+}

@@ -1,0 +1,98 @@
+/* vmdef.h: a VM definition, validated field by field.
+ *
+ * The definition is the contract with the management node: it is what
+ * vm-define takes, what query-vm returns under "definition", and what is
+ * stored in STATE_DIR/vms/NAME.json. Parsing refuses unknown fields and names
+ * the offending field in its error. Devices (disks, nics, vnc, passthrough)
+ * arrive with later layers and slot in as further members. */
+#ifndef AGENTD_VMDEF_H
+#define AGENTD_VMDEF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_object;
+
+#define VM_NAME_MAX 64
+#define VM_UUID_LEN 36
+#define VM_LABELS_MAX 64
+#define VM_BOOT_MAX 4
+#define VM_PATH_MAX 4095
+#define VM_CMDLINE_MAX 4096
+#define VM_MODEL_MAX 64
+#define VM_MAX_VCPUS 1024
+#define VM_MAX_MEMORY_MIB (16u * 1024 * 1024) /* 16 TiB */
+#define VM_ERR_MAX 256
+
+typedef enum vm_on_crash {
+    VM_ON_CRASH_DESTROY,  /* stay stopped, reason crashed (default) */
+    VM_ON_CRASH_RESTART,  /* start again */
+    VM_ON_CRASH_PRESERVE, /* keep the crashed state and its logs for inspection */
+} vm_on_crash;
+
+typedef enum vm_accel {
+    VM_ACCEL_DEFAULT, /* the host's setting */
+    VM_ACCEL_KVM,
+    VM_ACCEL_TCG,
+} vm_accel;
+
+typedef enum vm_boot_dev {
+    VM_BOOT_DISK,    /* "disk" -> c */
+    VM_BOOT_CDROM,   /* "cdrom" -> d */
+    VM_BOOT_NETWORK, /* "network" -> n */
+} vm_boot_dev;
+
+typedef struct vm_label {
+    char *key;
+    char *value;
+} vm_label;
+
+typedef struct vm_def {
+    char name[VM_NAME_MAX + 1];
+    char uuid[VM_UUID_LEN + 1];   /* lower-case 8-4-4-4-12 */
+    /* vcpus = sockets * cores * threads; max_vcpus >= vcpus (0: same as vcpus) */
+    uint32_t vcpus, sockets, cores, threads, max_vcpus;
+    bool topology_explicit;   /* vcpus came as "S:C[:T]" or an object: written back that way */
+    uint64_t memory_mib, max_memory_mib;   /* max 0: no memory hotplug, else > memory */
+    char machine[VM_MODEL_MAX + 1];         /* default "q35" */
+    char cpu_model[VM_MODEL_MAX + 1];       /* "" : by accelerator (host for kvm) */
+    vm_accel accel;
+    vm_boot_dev boot[VM_BOOT_MAX];
+    size_t nboot;
+    char *kernel, *initrd, *cmdline;        /* NULL when absent */
+    uint32_t serial_speed;                  /* 0: no serial speed set (default 115200 in docs) */
+    bool autostart;
+    vm_on_crash on_crash;
+    vm_label labels[VM_LABELS_MAX];
+    size_t nlabels;
+} vm_def;
+
+/* Parses and validates. On failure returns -EINVAL and writes a message that
+ * starts with the field's name ("memory: must be at least 16 MiB") into err.
+ * A missing uuid is generated (a failure to read randomness is returned as
+ * its negative errno). ret is untouched on failure. */
+int vmdef_from_json(struct json_object *obj, vm_def *ret, char *err, size_t errlen);
+/* The canonical JSON form: every field, defaults made explicit; only what
+ * has no value of its own when unset (accel: the host's; kernel, initrd,
+ * cmdline, serial) is left out. NULL when out of memory. */
+struct json_object *vmdef_to_json(const vm_def *def);
+void vmdef_free(vm_def *def);
+int vmdef_copy(const vm_def *src, vm_def *ret);
+/* Checks every rule vmdef_from_json enforces on a definition built in code,
+ * with the same messages. -EINVAL when one fails. */
+int vmdef_validate(const vm_def *def, char *err, size_t errlen);
+/* Same definition, field by field (max_vcpus 0 equals max_vcpus == vcpus). */
+bool vmdef_equal(const vm_def *a, const vm_def *b);
+
+/* Fields whose change only takes effect on the next start of a running VM. */
+bool vmdef_needs_restart(const vm_def *a, const vm_def *b, const char **ret_field);
+
+bool vmdef_name_valid(const char *name);
+/* "512", "512M", "2G", "1T", "2048MiB" -> MiB; -EINVAL on anything else. */
+int vmdef_parse_memory(const char *s, uint64_t *ret_mib);
+
+const char *vm_on_crash_name(vm_on_crash v);
+const char *vm_accel_name(vm_accel v);
+
+#endif

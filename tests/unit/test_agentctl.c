@@ -1,0 +1,1245 @@
+/* test_agentctl.c: the agentctl binary, end to end, against a fake agent.
+ *
+ * The fake listens on a unix socket in a temp directory and runs on its own
+ * thread: it greets, negotiates, records every request line, and answers from
+ * a table keyed by the command name. Each test runs the real agentctl with
+ * fork/exec and checks what a user or a script would: stdout, stderr, the
+ * exit status, and the exact request that reached the socket. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#ifndef AGENTCTL_PATH
+#error "AGENTCTL_PATH must name the agentctl binary"
+#endif
+
+#define MAX_REQUESTS 64
+#define RUN_TIMEOUT_MS 30000
+#define BIG_CMDLINE_BYTES (5u * 1024 * 1024)
+
+extern char **environ;
+
+typedef enum fake_mode {
+    MODE_NORMAL,        /* answers from the table */
+    MODE_GARBAGE,       /* answers every command with a line that is not JSON */
+    MODE_SILENT,        /* never answers a command after negotiation */
+    MODE_BAD_GREETING,  /* greets without "QMP" */
+    MODE_EVENTS_CLOSE,  /* after negotiation: two events, then hangs up */
+    MODE_EVENTS_STAY,   /* after negotiation: one event, then waits for the client */
+} fake_mode;
+
+typedef struct fake_agent {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    int listen_fd;
+    int stop_pipe[2];
+    fake_mode mode;
+    /* Guarded by lock. */
+    int connections;
+    int negotiated;
+    char *requests[MAX_REQUESTS];   /* every line after qmp_capabilities */
+    size_t nrequests;
+    char *caps_line;                /* the qmp_capabilities line as received */
+} fake_agent;
+
+typedef struct harness {
+    char dir[64];
+    char path[100];   /* fits sun_path */
+    fake_agent fake;
+} harness;
+
+typedef struct run_result {
+    int status;   /* exit status, or 128 + signal */
+    char *out, *err;
+    size_t out_len, err_len;
+} run_result;
+
+typedef struct run_opts {
+    bool no_socket;            /* leave out "-s PATH" */
+    const char *env_socket;    /* AGENTD_SOCKET for the child */
+    const char *stdin_path;    /* default /dev/null */
+    int signal_when_negotiated;
+} run_opts;
+
+/* ---- the fake agent ---- */
+
+static const char greeting[] =
+    "{\"QMP\": {\"version\": {\"qemu\": {\"major\": 0, \"minor\": 1, \"micro\": 0}, "
+    "\"package\": \"agentd 0.1.0\"}, \"capabilities\": [], \"agentd\": {\"host\": \"hv01\", "
+    "\"pid\": 4242}}}\n";
+
+static const char event_started[] =
+    "{\"event\": \"VM_STATE\", \"data\": {\"vm\": \"vm1\", \"state\": \"running\", "
+    "\"previous\": \"starting\", \"reason\": \"user\", \"pid\": 1234}, "
+    "\"timestamp\": {\"seconds\": 1763775000, \"microseconds\": 12345}, \"seq\": 17}";
+
+typedef struct canned {
+    const char *command;
+    const char *value;   /* the "return" value, or the "error" object */
+    bool is_error;
+} canned;
+
+static const canned replies[] = {
+    { "query-vms",
+      "[{\"name\": \"vm1\", \"uuid\": \"5f0c6e1a-0000-4000-8000-000000000001\", \"state\": \"running\","
+      " \"reason\": \"user\", \"pid\": 1234, \"vcpus\": 2, \"memory-mib\": 1024, \"autostart\": true},"
+      " {\"name\": \"web-02\", \"uuid\": \"5f0c6e1a-0000-4000-8000-000000000002\", \"state\": \"stopped\","
+      " \"reason\": \"defined\", \"vcpus\": 4, \"memory-mib\": 4096, \"autostart\": false}]",
+      false },
+    { "query-vm",
+      "{\"definition\": {\"name\": \"vm1\", \"vcpus\": 2, \"memory\": 1024, \"boot\": [\"network\", \"disk\"],"
+      " \"autostart\": true, \"labels\": {\"owner\": \"ops\", \"bad\": \"a\\u001b[31mb\"}},"
+      " \"runtime\": {\"state\": \"crashed\", \"reason\": \"crash\", \"exit-status\": {\"signal\": 9},"
+      " \"log-tail\": \"line one\\nline two\\n\"}}",
+      false },
+    { "vm-define", "{\"name\": \"vm1\", \"uuid\": \"5f0c6e1a-0000-4000-8000-000000000001\", \"created\": true}",
+      false },
+    { "vm-update", "{\"restart-needed\": [\"memory\", \"vcpus\"]}", false },
+    { "vm-undefine", "{}", false },
+    { "vm-start", "{}", false },
+    { "vm-shutdown", "{\"forced\": true}", false },
+    { "vm-destroy", "{\"class\": \"InvalidState\", \"desc\": \"vm1 is not running\"}", true },
+    { "vm-reset", "{}", false },
+    { "vm-qmp", "{\"status\": \"running\", \"singlestep\": false, \"running\": true}", false },
+    { "query-host",
+      "{\"hostname\": \"hv01\", \"cpus\": 2, \"memory-mib\": 24036, \"memory-available-mib\": 22010,"
+      " \"accel\": \"tcg\", \"kvm-available\": true, \"vms\": {\"defined\": 3, \"running\": 2},"
+      " \"allocated\": {\"vcpus\": 3, \"memory-mib\": 1024}, \"defined\": {\"vcpus\": 5, \"memory-mib\": 2048}}",
+      false },
+    { "query-version",
+      "{\"agentd\": {\"major\": 0, \"minor\": 1, \"micro\": 0}, \"package\": \"agentd 0.1.0\","
+      " \"qemu\": {\"binary\": \"qemu-system-x86_64\", \"version\": \"7.2.22\"}}",
+      false },
+};
+
+static char *event_text(const char *name, int64_t seq, const char *vm)
+{
+    char *s = NULL;
+
+    assert_true(asprintf(&s,
+                         "{\"event\": \"%s\", \"data\": {\"vm\": \"%s\", \"state\": \"stopped\", "
+                         "\"reason\": \"user guest\"}, \"timestamp\": {\"seconds\": 1763775000, "
+                         "\"microseconds\": 250000}, \"seq\": %lld}",
+                         name, vm, (long long)seq) > 0);
+    return s;
+}
+
+static int send_text(int fd, const char *text)
+{
+    size_t len = strlen(text);
+
+    while (len > 0) {
+        ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        text += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_line(int fd, const char *text)
+{
+    return send_text(fd, text) < 0 ? -1 : send_text(fd, "\n");
+}
+
+typedef struct line_reader {
+    int fd, stop_fd;
+    char buf[1 << 20];
+    size_t len;
+} line_reader;
+
+/* One line into *ret (to free); 0 at end of stream or when asked to stop. */
+static int read_line(line_reader *r, char **ret)
+{
+    for (;;) {
+        char *nl = memchr(r->buf, '\n', r->len);
+        struct pollfd p[2] = { { .fd = r->fd, .events = POLLIN }, { .fd = r->stop_fd, .events = POLLIN } };
+        ssize_t n;
+
+        if (nl) {
+            *ret = strndup(r->buf, (size_t)(nl - r->buf));
+            r->len -= (size_t)(nl + 1 - r->buf);
+            memmove(r->buf, nl + 1, r->len);
+            return 1;
+        }
+        if (poll(p, 2, -1) < 0 || p[1].revents || r->len == sizeof(r->buf))
+            return 0;
+        n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+        if (n <= 0)
+            return 0;
+        r->len += (size_t)n;
+    }
+}
+
+static const canned *find_reply(const char *command)
+{
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++)
+        if (strcmp(replies[i].command, command) == 0)
+            return &replies[i];
+    return NULL;
+}
+
+static const char *string_member(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(obj, key, &v) ? json_object_get_string(v) : "";
+}
+
+/* query-vm of "big": a definition whose cmdline alone is several MiB. */
+static char *big_value(void)
+{
+    char *cmdline = malloc(BIG_CMDLINE_BYTES + 1), *s = NULL;
+
+    memset(cmdline, 'x', BIG_CMDLINE_BYTES);
+    cmdline[BIG_CMDLINE_BYTES] = '\0';
+    if (asprintf(&s, "{\"definition\": {\"name\": \"big\", \"cmdline\": \"%s\"}, \"runtime\": "
+                     "{\"state\": \"stopped\"}}", cmdline) < 0)
+        s = NULL;
+    free(cmdline);
+    return s;
+}
+
+static void send_reply(int fd, const char *id, const char *value, bool is_error)
+{
+    char *s = NULL;
+
+    if (asprintf(&s, "{\"%s\": %s, \"id\": %s}", is_error ? "error" : "return", value, id) > 0)
+        send_line(fd, s);
+    free(s);
+}
+
+/* Before vm-start's reply: an event and a reply to some other request, both
+ * of which agentctl must pass over. query-events gets live events around
+ * its reply, one of them also in the replay. false ends the session. */
+static bool answer(fake_agent *f, int fd, struct json_object *req, const char *id)
+{
+    const char *command = string_member(req, "execute");
+    struct json_object *args = NULL;
+    const canned *c = find_reply(command);
+    char *big, *ev;
+
+    json_object_object_get_ex(req, "arguments", &args);
+    if (strcmp(command, "vm-start") == 0) {
+        send_line(fd, event_started);
+        send_line(fd, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"stale\"}, \"id\": 999}");
+    }
+    if (strcmp(command, "query-vm") == 0 && strcmp(string_member(args, "name"), "big") == 0) {
+        big = big_value();
+        send_reply(fd, id, big, false);
+        free(big);
+    } else if (strcmp(command, "query-events") == 0) {
+        ev = event_text("VM_STATE", 6, "vm1");
+        send_line(fd, ev);
+        free(ev);
+        ev = event_text("VM_STATE", 7, "vm2");
+        send_line(fd, ev);
+        free(ev);
+        send_reply(fd, id,
+                   "{\"events\": [{\"event\": \"VM_DEFINED\", \"data\": {\"vm\": \"vm1\", \"created\": true},"
+                   " \"timestamp\": {\"seconds\": 1763775000, \"microseconds\": 0}, \"seq\": 5},"
+                   " {\"event\": \"VM_STATE\", \"data\": {\"vm\": \"vm1\"}, \"timestamp\": {\"seconds\":"
+                   " 1763775000, \"microseconds\": 0}, \"seq\": 6}], \"last-seq\": 6, \"missed\": true}",
+                   false);
+        ev = event_text("VM_STATE", 8, "vm3");
+        send_line(fd, ev);
+        free(ev);
+        return false;   /* so the stream ends and the test can read it whole */
+    } else if (c) {
+        send_reply(fd, id, c->value, c->is_error);
+    } else {
+        send_reply(fd, id, "{\"class\": \"CommandNotFound\", \"desc\": \"no such command\"}", true);
+    }
+    return true;
+}
+
+static void record(fake_agent *f, const char *line, bool caps)
+{
+    pthread_mutex_lock(&f->lock);
+    if (caps) {
+        free(f->caps_line);
+        f->caps_line = strdup(line);
+        f->negotiated++;
+    } else if (f->nrequests < MAX_REQUESTS) {
+        f->requests[f->nrequests++] = strdup(line);
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* What the fake does right after negotiating, by mode; false ends the session. */
+static bool after_negotiation(fake_agent *f, int fd)
+{
+    char *ev;
+
+    if (f->mode == MODE_EVENTS_CLOSE) {
+        send_line(fd, event_started);
+        ev = event_text("VM_UNDEFINED", 18, "vm1");
+        send_line(fd, ev);
+        free(ev);
+        return false;
+    }
+    if (f->mode == MODE_EVENTS_STAY)
+        send_line(fd, event_started);
+    return true;
+}
+
+static void handle_line(fake_agent *f, int fd, const char *line, bool *alive)
+{
+    struct json_object *req = json_tokener_parse(line);
+    struct json_object *idv = NULL;
+    const char *id;
+
+    json_object_object_get_ex(req, "id", &idv);
+    id = idv ? json_object_to_json_string(idv) : "null";
+    if (strcmp(string_member(req, "execute"), "qmp_capabilities") == 0) {
+        record(f, line, true);
+        send_reply(fd, id, "{}", false);
+        *alive = after_negotiation(f, fd);
+    } else {
+        record(f, line, false);
+        if (f->mode == MODE_GARBAGE)
+            send_line(fd, "this is not JSON");
+        else if (f->mode != MODE_SILENT)
+            *alive = answer(f, fd, req, id);
+    }
+    json_object_put(req);
+}
+
+static void serve(fake_agent *f, int fd)
+{
+    line_reader *r = calloc(1, sizeof(*r));
+    bool alive = true;
+    char *line;
+
+    r->fd = fd;
+    r->stop_fd = f->stop_pipe[0];
+    if (f->mode == MODE_BAD_GREETING)
+        send_line(fd, "{\"hello\": \"world\"}");
+    else
+        send_text(fd, greeting);
+    while (alive && read_line(r, &line) > 0) {
+        handle_line(f, fd, line, &alive);
+        free(line);
+    }
+    free(r);
+}
+
+static void *fake_main(void *p)
+{
+    fake_agent *f = p;
+    struct pollfd fds[2] = { { .fd = f->listen_fd, .events = POLLIN },
+                             { .fd = f->stop_pipe[0], .events = POLLIN } };
+    int fd;
+
+    while (poll(fds, 2, -1) >= 0 && !fds[1].revents) {
+        fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&f->lock);
+        f->connections++;
+        pthread_mutex_unlock(&f->lock);
+        serve(f, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void fake_start(fake_agent *f, const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    pthread_mutex_init(&f->lock, NULL);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(f->listen_fd >= 0);
+    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(f->listen_fd, 8), 0);
+    assert_int_equal(pipe2(f->stop_pipe, O_CLOEXEC), 0);
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(fake_agent *f)
+{
+    assert_int_equal(write(f->stop_pipe[1], "x", 1), 1);
+    pthread_join(f->thread, NULL);
+    close(f->listen_fd);
+    close(f->stop_pipe[0]);
+    close(f->stop_pipe[1]);
+    for (size_t i = 0; i < f->nrequests; i++)
+        free(f->requests[i]);
+    free(f->caps_line);
+    pthread_mutex_destroy(&f->lock);
+}
+
+static int fake_count(fake_agent *f, const int *counter)
+{
+    int n;
+
+    pthread_mutex_lock(&f->lock);
+    n = *counter;
+    pthread_mutex_unlock(&f->lock);
+    return n;
+}
+
+/* The last request for command, parsed; fails the test when there is none. */
+static struct json_object *last_request(harness *h, const char *command)
+{
+    struct json_object *found = NULL;
+
+    pthread_mutex_lock(&h->fake.lock);
+    for (size_t i = h->fake.nrequests; i-- > 0 && !found;) {
+        struct json_object *req = json_tokener_parse(h->fake.requests[i]);
+        if (req && strcmp(string_member(req, "execute"), command) == 0)
+            found = req;
+        else
+            json_object_put(req);
+    }
+    pthread_mutex_unlock(&h->fake.lock);
+    assert_non_null(found);
+    return found;
+}
+
+/* The request's "arguments" member (borrowed from req). */
+static struct json_object *arguments_of(struct json_object *req)
+{
+    struct json_object *args = NULL;
+
+    assert_true(json_object_object_get_ex(req, "arguments", &args));
+    assert_true(json_object_is_type(args, json_type_object));
+    return args;
+}
+
+/* ---- running agentctl ---- */
+
+/* The parent's environment with TZ and AGENTD_SOCKET replaced. */
+static char **child_env(const run_opts *o)
+{
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = calloc(n + 3, sizeof(*env));
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "TZ=", 3) != 0 && strncmp(environ[i], "AGENTD_SOCKET=", 14) != 0)
+            env[k++] = environ[i];
+    env[k++] = "TZ=UTC";
+    if (o->env_socket && asprintf(&env[k], "AGENTD_SOCKET=%s", o->env_socket) > 0)
+        k++;
+    env[k] = NULL;
+    return env;
+}
+
+static char **child_argv(harness *h, const run_opts *o, const char *const *args)
+{
+    size_t n = 0, k = 0;
+    char **argv;
+
+    while (args[n])
+        n++;
+    argv = calloc(n + 4, sizeof(*argv));
+    argv[k++] = (char *)AGENTCTL_PATH;
+    if (!o->no_socket) {
+        argv[k++] = "-s";
+        argv[k++] = h->path;
+    }
+    for (size_t i = 0; i < n; i++)
+        argv[k++] = (char *)args[i];
+    return argv;
+}
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+    *buf = realloc(*buf, *len + n + 1);
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+static pid_t spawn(char **argv, char **env, const char *stdin_path, int out[2], int err[2])
+{
+    int in = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t pid;
+
+    assert_true(in >= 0);
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (dup2(in, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+            _exit(126);
+        execve(argv[0], argv, env);
+        _exit(127);
+    }
+    close(in);
+    close(out[1]);
+    close(err[1]);
+    return pid;
+}
+
+/* Reads the child's output until both pipes close, signalling it once the
+ * fake has negotiated with it when asked to. */
+static void collect(harness *h, pid_t pid, const run_opts *o, int out, int err, run_result *res)
+{
+    struct pollfd p[2] = { { .fd = out, .events = POLLIN }, { .fd = err, .events = POLLIN } };
+    int negotiated = fake_count(&h->fake, &h->fake.negotiated), waited = 0;
+    bool signalled = !o->signal_when_negotiated;
+    char buf[65536];
+
+    while (p[0].fd >= 0 || p[1].fd >= 0) {
+        int n = poll(p, 2, 50);
+        if (!signalled && fake_count(&h->fake, &h->fake.negotiated) > negotiated) {
+            kill(pid, o->signal_when_negotiated);
+            signalled = true;
+        }
+        waited += n == 0 ? 50 : 0;
+        if (waited > RUN_TIMEOUT_MS) {
+            kill(pid, SIGKILL);
+            fail_msg("agentctl did not finish within %d ms", RUN_TIMEOUT_MS);
+        }
+        for (int i = 0; i < 2; i++) {
+            ssize_t got;
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            got = read(p[i].fd, buf, sizeof(buf));
+            if (got <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+            } else if (i == 0) {
+                append(&res->out, &res->out_len, buf, (size_t)got);
+            } else {
+                append(&res->err, &res->err_len, buf, (size_t)got);
+            }
+        }
+    }
+}
+
+static run_result run_with(harness *h, const run_opts *o, const char *const *args)
+{
+    run_result res = { 0 };
+    char **argv = child_argv(h, o, args), **env = child_env(o);
+    int out[2], err[2], status;
+    pid_t pid = spawn(argv, env, o->stdin_path, out, err);
+
+    append(&res.out, &res.out_len, "", 0);
+    append(&res.err, &res.err_len, "", 0);
+    collect(h, pid, o, out[0], err[0], &res);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    res.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (o->env_socket)
+        for (size_t i = 0; env[i]; i++)
+            if (strncmp(env[i], "AGENTD_SOCKET=", 14) == 0)
+                free(env[i]);
+    free(env);
+    free(argv);
+    return res;
+}
+
+#define RUN(h, ...) run_with((h), &(run_opts){ 0 }, (const char *const[]){ __VA_ARGS__, NULL })
+
+static void result_free(run_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void assert_exit(const run_result *r, int status)
+{
+    if (r->status != status)
+        fail_msg("exit status %d, wanted %d\nstdout: %s\nstderr: %s", r->status, status, r->out,
+                 r->err);
+}
+
+static struct json_object *parse_output(const run_result *r)
+{
+    struct json_object *v = json_tokener_parse(r->out);
+
+    if (!v)
+        fail_msg("stdout is not JSON: %s", r->out);
+    return v;
+}
+
+/* ---- fixtures ---- */
+
+static int setup(void **state)
+{
+    harness *h = calloc(1, sizeof(*h));
+
+    strcpy(h->dir, "/tmp/agentctl-test-XXXXXX");
+    assert_non_null(mkdtemp(h->dir));
+    snprintf(h->path, sizeof(h->path), "%s/agentd.sock", h->dir);
+    fake_start(&h->fake, h->path);
+    *state = h;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    harness *h = *state;
+    char path[192];
+
+    fake_stop(&h->fake);
+    unlink(h->path);
+    snprintf(path, sizeof(path), "%s/vm.json", h->dir);
+    unlink(path);
+    rmdir(h->dir);
+    free(h);
+    return 0;
+}
+
+static char *write_file(harness *h, const char *text)
+{
+    char *path = NULL;
+    FILE *f;
+
+    assert_true(asprintf(&path, "%s/vm.json", h->dir) > 0);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* ---- tests ---- */
+
+static void test_negotiates_with_id_0_before_the_command(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "version");
+
+    assert_exit(&r, 0);
+    assert_string_equal(h->fake.caps_line, "{\"execute\":\"qmp_capabilities\",\"id\":0}");
+    result_free(&r);
+}
+
+static void test_define_with_flags_sends_values_as_typed(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "define", "--name", "vm1", "--vcpus", "2:2", "--memory", "1G",
+                       "--max-memory", "2G", "--max-vcpus", "8", "--machine", "q35", "--accel",
+                       "kvm", "--kernel", "/boot/vmlinuz", "--initrd", "/boot/initrd.img",
+                       "--cmdline", "console=ttyS0 quiet", "--boot", "network,disk", "--serial",
+                       "115200", "--autostart", "--on-crash", "restart", "--label", "owner=ops",
+                       "--label", "note=a=b", "--label", "empty=");
+    struct json_object *req = last_request(h, "vm-define");
+    struct json_object *def, *labels;
+
+    assert_exit(&r, 0);
+    assert_true(json_object_object_get_ex(arguments_of(req), "definition", &def));
+    assert_string_equal(string_member(def, "name"), "vm1");
+    assert_true(json_object_is_type(json_object_object_get(def, "vcpus"), json_type_string));
+    assert_string_equal(string_member(def, "vcpus"), "2:2");
+    assert_string_equal(string_member(def, "memory"), "1G");
+    assert_string_equal(string_member(def, "max-memory"), "2G");
+    assert_int_equal(json_object_get_int(json_object_object_get(def, "max-vcpus")), 8);
+    assert_string_equal(string_member(def, "kernel"), "/boot/vmlinuz");
+    assert_string_equal(string_member(def, "cmdline"), "console=ttyS0 quiet");
+    assert_string_equal(string_member(def, "boot"), "network,disk");
+    assert_true(json_object_is_type(json_object_object_get(def, "serial"), json_type_int));
+    assert_true(json_object_get_boolean(json_object_object_get(def, "autostart")));
+    assert_string_equal(string_member(def, "on-crash"), "restart");
+    assert_true(json_object_object_get_ex(def, "labels", &labels));
+    assert_int_equal(json_object_object_length(labels), 3);
+    assert_string_equal(string_member(labels, "owner"), "ops");
+    assert_string_equal(string_member(labels, "note"), "a=b");
+    assert_string_equal(string_member(labels, "empty"), "");
+    assert_string_equal(r.out, "vm1 defined\nuuid: 5f0c6e1a-0000-4000-8000-000000000001\n");
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_define_sends_all_digit_counts_as_numbers(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "define", "--name", "vm1", "--vcpus", "2", "--memory", "1024");
+    struct json_object *req = last_request(h, "vm-define"), *def;
+
+    assert_exit(&r, 0);
+    assert_true(json_object_object_get_ex(arguments_of(req), "definition", &def));
+    assert_true(json_object_is_type(json_object_object_get(def, "vcpus"), json_type_int));
+    assert_int_equal(json_object_get_int(json_object_object_get(def, "vcpus")), 2);
+    assert_int_equal(json_object_get_int(json_object_object_get(def, "memory")), 1024);
+    assert_false(json_object_object_get_ex(def, "labels", NULL));
+    json_object_put(req);
+    result_free(&r);
+}
+
+static const char file_definition[] =
+    "{\n  \"name\": \"from-file\",\n  \"vcpus\": {\"sockets\": 1, \"cores\": 2, \"threads\": 1},\n"
+    "  \"labels\": {\"hostname\": \"h1\"}\n}\n";
+
+static void assert_definition_from_file(harness *h, const run_result *r)
+{
+    struct json_object *req = last_request(h, "vm-define"), *def, *expected;
+
+    assert_exit(r, 0);
+    assert_true(json_object_object_get_ex(arguments_of(req), "definition", &def));
+    expected = json_tokener_parse(file_definition);
+    assert_true(json_object_equal(def, expected));
+    json_object_put(expected);
+    json_object_put(req);
+}
+
+static void test_define_reads_a_file(void **state)
+{
+    harness *h = *state;
+    char *path = write_file(h, file_definition);
+    run_result r = RUN(h, "define", path);
+
+    assert_definition_from_file(h, &r);
+    free(path);
+    result_free(&r);
+}
+
+static void test_define_reads_standard_input(void **state)
+{
+    harness *h = *state;
+    char *path = write_file(h, file_definition);
+    run_result r = run_with(h, &(run_opts){ .stdin_path = path }, (const char *const[]){ "define", "-", NULL });
+
+    assert_definition_from_file(h, &r);
+    free(path);
+    result_free(&r);
+}
+
+static void test_update_sends_changes_and_prints_fields_needing_restart(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "update", "vm1", "--memory", "4G", "--no-autostart", "--label", "owner=dev");
+    struct json_object *req = last_request(h, "vm-update"), *args = arguments_of(req), *changes;
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(args, "name"), "vm1");
+    assert_true(json_object_object_get_ex(args, "changes", &changes));
+    assert_int_equal(json_object_object_length(changes), 3);
+    assert_string_equal(string_member(changes, "memory"), "4G");
+    assert_false(json_object_get_boolean(json_object_object_get(changes, "autostart")));
+    assert_string_equal(string_member(json_object_object_get(changes, "labels"), "owner"), "dev");
+    assert_string_equal(r.out, "vm1 updated\nrestart needed: memory, vcpus\n");
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_list_prints_a_table_of_vms(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "list");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "NAME    STATE    REASON   PID   VCPUS  MEMORY(MiB)  AUTOSTART\n"
+                        "vm1     running  user     1234  2      1024         yes\n"
+                        "web-02  stopped  defined  -     4      4096         no\n");
+    assert_string_equal(r.err, "");
+    result_free(&r);
+}
+
+static void test_list_with_json_prints_the_return_value(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "--json", "list");
+    struct json_object *v;
+
+    assert_exit(&r, 0);
+    v = parse_output(&r);
+    assert_true(json_object_is_type(v, json_type_array));
+    assert_int_equal(json_object_array_length(v), 2);
+    assert_string_equal(string_member(json_object_array_get_idx(v, 1), "name"), "web-02");
+    json_object_put(v);
+    result_free(&r);
+}
+
+static void test_info_lists_definition_and_runtime_with_control_characters_escaped(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "info", "vm1");
+    struct json_object *req = last_request(h, "query-vm");
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "name"), "vm1");
+    assert_string_equal(r.out,
+                        "name:                vm1\n"
+                        "vcpus:               2\n"
+                        "memory:              1024\n"
+                        "boot:                network, disk\n"
+                        "autostart:           yes\n"
+                        "labels.owner:        ops\n"
+                        "labels.bad:          a\\x1b[31mb\n"
+                        "state:               crashed\n"
+                        "reason:              crash\n"
+                        "exit-status.signal:  9\n"
+                        "log-tail:            line one\n"
+                        "                     line two\n");
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_info_reads_a_reply_line_of_several_mebibytes(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "--json", "info", "big");
+    struct json_object *v, *def;
+
+    assert_exit(&r, 0);
+    v = parse_output(&r);
+    assert_true(json_object_object_get_ex(v, "definition", &def));
+    assert_int_equal(strlen(string_member(def, "cmdline")), BIG_CMDLINE_BYTES);
+    json_object_put(v);
+    result_free(&r);
+}
+
+static void test_start_passes_over_events_and_other_replies(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "start", "vm1");
+    struct json_object *req = last_request(h, "vm-start"), *args = arguments_of(req);
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(args, "name"), "vm1");
+    assert_false(json_object_get_boolean(json_object_object_get(args, "paused")));
+    assert_string_equal(r.out, "vm1 started\n");
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_start_paused_asks_for_a_paused_vm(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "start", "--paused", "vm1");
+    struct json_object *req = last_request(h, "vm-start");
+
+    assert_exit(&r, 0);
+    assert_true(json_object_get_boolean(json_object_object_get(arguments_of(req), "paused")));
+    assert_string_equal(r.out, "vm1 started, paused\n");
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_a_refused_command_exits_1_with_class_and_desc(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "destroy", "vm1");
+
+    assert_exit(&r, 1);
+    assert_string_equal(r.err, "agentctl: InvalidState: vm1 is not running\n");
+    assert_string_equal(r.out, "");
+    result_free(&r);
+}
+
+static void test_shutdown_sends_timeout_and_force_and_reports_forced(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "shutdown", "vm1", "--timeout", "5", "--force");
+    struct json_object *req = last_request(h, "vm-shutdown"), *args = arguments_of(req), *t;
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(args, "name"), "vm1");
+    assert_true(json_object_object_get_ex(args, "timeout", &t));
+    assert_true(json_object_is_type(t, json_type_int));
+    assert_int_equal(json_object_get_int(t), 5);
+    assert_true(json_object_get_boolean(json_object_object_get(args, "force")));
+    assert_non_null(strstr(r.out, "forced"));
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_shutdown_without_flags_leaves_the_timeout_to_the_agent(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "shutdown", "vm1");
+    struct json_object *req = last_request(h, "vm-shutdown"), *args = arguments_of(req);
+
+    assert_exit(&r, 0);
+    assert_false(json_object_object_get_ex(args, "timeout", NULL));
+    assert_false(json_object_get_boolean(json_object_object_get(args, "force")));
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_qmp_passes_command_and_arguments(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "qmp", "vm1", "query-status", "{\"verbose\": true, \"ids\": [1, 2]}");
+    struct json_object *req = last_request(h, "vm-qmp"), *args = arguments_of(req), *inner, *v;
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(args, "name"), "vm1");
+    assert_string_equal(string_member(args, "command"), "query-status");
+    assert_true(json_object_object_get_ex(args, "arguments", &inner));
+    assert_true(json_object_get_boolean(json_object_object_get(inner, "verbose")));
+    assert_int_equal(json_object_array_length(json_object_object_get(inner, "ids")), 2);
+    v = parse_output(&r);
+    assert_string_equal(string_member(v, "status"), "running");
+    json_object_put(v);
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_qmp_without_arguments_sends_none(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "qmp", "vm1", "query-status");
+    struct json_object *req = last_request(h, "vm-qmp");
+
+    assert_exit(&r, 0);
+    assert_false(json_object_object_get_ex(arguments_of(req), "arguments", NULL));
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_host_prints_a_summary(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "host");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "hostname:     hv01\n"
+                        "cpus:         2\n"
+                        "memory:       24036 MiB total, 22010 MiB available\n"
+                        "accelerator:  tcg (kvm available)\n"
+                        "vms:          3 defined, 2 running\n"
+                        "allocated:    3 vcpus, 1024 MiB (VMs with a QEMU process)\n"
+                        "defined:      5 vcpus, 2048 MiB (all VMs)\n");
+    result_free(&r);
+}
+
+static void test_version_prints_agent_and_qemu(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "version");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "agentd:   0.1.0\n"
+                        "package:  agentd 0.1.0\n"
+                        "qemu:     qemu-system-x86_64 7.2.22\n");
+    result_free(&r);
+}
+
+static void test_name_verbs_send_their_command(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "reset", "vm1");
+    struct json_object *req = last_request(h, "vm-reset");
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "name"), "vm1");
+    assert_string_equal(r.out, "vm1 reset\n");
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_an_unknown_command_reply_exits_1(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "suspend", "vm1");   /* not in the fake's table */
+
+    assert_exit(&r, 1);
+    assert_string_equal(r.err, "agentctl: CommandNotFound: no such command\n");
+    result_free(&r);
+}
+
+/* Each argv is wrong before any connection could help. */
+static const char *const usage_errors[][8] = {
+    { "frobnicate" },
+    { "start" },
+    { "start", "vm1", "vm2" },
+    { "start", "--bogus", "vm1" },
+    { "info" },
+    { "list", "extra" },
+    { "define" },
+    { "define", "--vcpus", "2" },
+    { "define", "--name", "vm1", "--label", "novalue" },
+    { "define", "--name", "vm1", "file.json" },
+    { "define", "/nonexistent/vm.json" },
+    { "update", "vm1" },
+    { "update", "vm1", "--name", "other" },
+    { "shutdown", "vm1", "--timeout", "soon" },
+    { "shutdown", "vm1", "--timeout" },
+    { "events", "--after", "-1" },
+    { "qmp", "vm1" },
+    { "qmp", "vm1", "query-status", "[1]" },
+    { "qmp", "vm1", "query-status", "{\"a\": " },
+    { "--timeout", "0", "list" },
+    { "--timeout", "x", "list" },
+    { "--nope", "list" },
+};
+
+static void test_usage_errors_exit_2_without_connecting(void **state)
+{
+    harness *h = *state;
+
+    for (size_t i = 0; i < sizeof(usage_errors) / sizeof(usage_errors[0]); i++) {
+        run_result r = run_with(h, &(run_opts){ 0 }, usage_errors[i]);
+        if (r.status != 2)
+            fail_msg("case %zu (%s %s): exit %d, stderr: %s", i, usage_errors[i][0],
+                     usage_errors[i][1] ? usage_errors[i][1] : "", r.status, r.err);
+        assert_non_null(strstr(r.err, "usage: agentctl"));
+        assert_string_equal(r.out, "");
+        result_free(&r);
+    }
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 0);
+}
+
+/* The agent refuses request lines over 1 MiB, so agentctl does not send them. */
+static void test_a_request_over_1_MiB_exits_2_without_connecting(void **state)
+{
+    harness *h = *state;
+    size_t n = 2u * 1024 * 1024;
+    char *text = malloc(n + 64), *path;
+    run_result r;
+
+    snprintf(text, 64, "{\"name\": \"vm1\", \"cmdline\": \"");
+    memset(text + strlen(text), 'x', n);
+    strcpy(text + strlen("{\"name\": \"vm1\", \"cmdline\": \"") + n, "\"}");
+    path = write_file(h, text);
+    r = RUN(h, "define", path);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "the agent accepts 1048576"));
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 0);
+    free(path);
+    free(text);
+    result_free(&r);
+}
+
+static void test_an_unknown_verb_exits_2(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "frobnicate", "vm1");
+
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "unknown verb 'frobnicate'"));
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 0);
+    result_free(&r);
+}
+
+static void test_start_without_a_name_exits_2(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "start");
+
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "start NAME"));
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 0);
+    result_free(&r);
+}
+
+static void test_help_prints_to_stdout_and_exits_0(void **state)
+{
+    harness *h = *state;
+    run_result all = RUN(h, "--help");
+    run_result verb = RUN(h, "shutdown", "--help");
+    run_result word = RUN(h, "help", "events");
+
+    assert_exit(&all, 0);
+    assert_non_null(strstr(all.out, "qmp       NAME COMMAND [JSON-ARGS]"));
+    assert_exit(&verb, 0);
+    assert_non_null(strstr(verb.out, "usage: agentctl [OPTIONS] shutdown NAME [--timeout SECONDS] [--force]"));
+    assert_exit(&word, 0);
+    assert_non_null(strstr(word.out, "--after SEQ"));
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 0);
+    result_free(&all);
+    result_free(&verb);
+    result_free(&word);
+}
+
+static void test_a_missing_socket_exits_3_naming_it(void **state)
+{
+    harness *h = *state;
+    char path[192];
+    run_result r;
+
+    snprintf(path, sizeof(path), "%s/nothing-here.sock", h->dir);
+    r = run_with(h, &(run_opts){ .no_socket = true },
+                 (const char *const[]){ "-s", path, "list", NULL });
+    assert_exit(&r, 3);
+    assert_non_null(strstr(r.err, path));
+    assert_non_null(strstr(r.err, "No such file or directory"));
+    result_free(&r);
+}
+
+static void test_the_socket_comes_from_AGENTD_SOCKET(void **state)
+{
+    harness *h = *state;
+    run_result r = run_with(h, &(run_opts){ .no_socket = true, .env_socket = h->path },
+                            (const char *const[]){ "version", NULL });
+
+    assert_exit(&r, 0);
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 1);
+    result_free(&r);
+}
+
+static void test_invalid_json_from_the_agent_exits_3(void **state)
+{
+    harness *h = *state;
+    run_result r;
+
+    h->fake.mode = MODE_GARBAGE;
+    r = RUN(h, "list");
+    assert_exit(&r, 3);
+    assert_non_null(strstr(r.err, "invalid JSON"));
+    assert_non_null(strstr(r.err, h->path));
+    result_free(&r);
+}
+
+static void test_a_silent_agent_times_out_with_exit_3(void **state)
+{
+    harness *h = *state;
+    struct timespec t0, t1;
+    run_result r;
+
+    h->fake.mode = MODE_SILENT;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r = RUN(h, "--timeout", "1", "start", "vm1");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_exit(&r, 3);
+    assert_non_null(strstr(r.err, "no answer to start within 1 s"));
+    assert_true(t1.tv_sec - t0.tv_sec < 10);
+    result_free(&r);
+}
+
+static void test_a_socket_without_a_qmp_greeting_exits_3(void **state)
+{
+    harness *h = *state;
+    run_result r;
+
+    h->fake.mode = MODE_BAD_GREETING;
+    r = RUN(h, "list");
+    assert_exit(&r, 3);
+    assert_non_null(strstr(r.err, "no QMP greeting"));
+    result_free(&r);
+}
+
+static void test_events_prints_each_event_until_the_agent_hangs_up(void **state)
+{
+    harness *h = *state;
+    run_result r;
+
+    h->fake.mode = MODE_EVENTS_CLOSE;
+    r = RUN(h, "events");
+    assert_exit(&r, 3);
+    assert_string_equal(r.out,
+                        "17 2025-11-22T01:30:00.012Z VM_STATE vm=vm1 state=running previous=starting"
+                        " reason=user pid=1234\n"
+                        "18 2025-11-22T01:30:00.250Z VM_UNDEFINED vm=vm1 state=stopped"
+                        " reason=\"user guest\"\n");
+    assert_non_null(strstr(r.err, "closed the connection"));
+    result_free(&r);
+}
+
+static void test_events_with_json_prints_lines_as_received(void **state)
+{
+    harness *h = *state;
+    run_result r;
+    char *first;
+
+    h->fake.mode = MODE_EVENTS_CLOSE;
+    r = RUN(h, "--json", "events");
+    assert_exit(&r, 3);
+    assert_true(asprintf(&first, "%s\n", event_started) > 0);
+    assert_memory_equal(r.out, first, strlen(first));
+    free(first);
+    result_free(&r);
+}
+
+/* The fake sends live events 6 and 7 before its reply (which replays 5 and 6),
+ * then 8, then hangs up: each number must be printed once, in order. */
+static void test_events_after_replays_then_follows_without_repeats(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "events", "--after", "4");
+    struct json_object *req = last_request(h, "query-events");
+
+    assert_exit(&r, 3);
+    assert_int_equal(json_object_get_int(json_object_object_get(arguments_of(req), "after")), 4);
+    assert_string_equal(r.out,
+                        "5 2025-11-22T01:30:00.000Z VM_DEFINED vm=vm1 created=true\n"
+                        "6 2025-11-22T01:30:00.000Z VM_STATE vm=vm1\n"
+                        "7 2025-11-22T01:30:00.250Z VM_STATE vm=vm2 state=stopped reason=\"user guest\"\n"
+                        "8 2025-11-22T01:30:00.250Z VM_STATE vm=vm3 state=stopped reason=\"user guest\"\n");
+    assert_non_null(strstr(r.err, "some events after 4 were already dropped"));
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_events_stops_on_sigint_with_exit_0(void **state)
+{
+    harness *h = *state;
+    run_result r;
+
+    h->fake.mode = MODE_EVENTS_STAY;
+    r = run_with(h, &(run_opts){ .signal_when_negotiated = SIGINT },
+                 (const char *const[]){ "events", NULL });
+    assert_exit(&r, 0);
+    assert_string_equal(r.err, "");
+    result_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_negotiates_with_id_0_before_the_command),
+        T(test_define_with_flags_sends_values_as_typed),
+        T(test_define_sends_all_digit_counts_as_numbers),
+        T(test_define_reads_a_file),
+        T(test_define_reads_standard_input),
+        T(test_update_sends_changes_and_prints_fields_needing_restart),
+        T(test_list_prints_a_table_of_vms),
+        T(test_list_with_json_prints_the_return_value),
+        T(test_info_lists_definition_and_runtime_with_control_characters_escaped),
+        T(test_info_reads_a_reply_line_of_several_mebibytes),
+        T(test_start_passes_over_events_and_other_replies),
+        T(test_start_paused_asks_for_a_paused_vm),
+        T(test_a_refused_command_exits_1_with_class_and_desc),
+        T(test_shutdown_sends_timeout_and_force_and_reports_forced),
+        T(test_shutdown_without_flags_leaves_the_timeout_to_the_agent),
+        T(test_qmp_passes_command_and_arguments),
+        T(test_qmp_without_arguments_sends_none),
+        T(test_host_prints_a_summary),
+        T(test_version_prints_agent_and_qemu),
+        T(test_name_verbs_send_their_command),
+        T(test_an_unknown_command_reply_exits_1),
+        T(test_usage_errors_exit_2_without_connecting),
+        T(test_a_request_over_1_MiB_exits_2_without_connecting),
+        T(test_an_unknown_verb_exits_2),
+        T(test_start_without_a_name_exits_2),
+        T(test_help_prints_to_stdout_and_exits_0),
+        T(test_a_missing_socket_exits_3_naming_it),
+        T(test_the_socket_comes_from_AGENTD_SOCKET),
+        T(test_invalid_json_from_the_agent_exits_3),
+        T(test_a_silent_agent_times_out_with_exit_3),
+        T(test_a_socket_without_a_qmp_greeting_exits_3),
+        T(test_events_prints_each_event_until_the_agent_hangs_up),
+        T(test_events_with_json_prints_lines_as_received),
+        T(test_events_after_replays_then_follows_without_repeats),
+        T(test_events_stops_on_sigint_with_exit_0),
+#undef T
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,356 @@
+/* test_qemu_argv.c: the QEMU command line, as golden argv arrays, and the
+ * values it refuses to put on one. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "agent/qemu_argv.h"
+#include "agent/vmdef.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define UUID "0b5ec5d2-4a4c-4a6e-9d43-6a0cd3b2c1f0"
+#define DEF(members) "{\"name\":\"vm1\",\"uuid\":\"" UUID "\"" members "}"
+
+static const qemu_host tcg_72 = {"qemu-system-x86_64", VM_ACCEL_TCG, NULL, 70200};
+static const qemu_host kvm_72 = {"qemu-system-x86_64", VM_ACCEL_KVM, NULL, 70200};
+static const qemu_host kvm_72_as_qemu = {"qemu-system-x86_64", VM_ACCEL_KVM, "qemu", 70200};
+static const qemu_host kvm_91_as_qemu = {"/usr/bin/qemu-system-x86_64", VM_ACCEL_KVM, "qemu",
+                                         90100};
+
+static const qemu_paths default_paths = {
+    .qmp_socket = "/run/agentd/vm1/qmp.sock",
+    .serial_socket = "/run/agentd/vm1/serial.sock",
+    .console_log = "/var/lib/agentd/logs/vm1.log",
+    .pidfile = "/run/agentd/vm1/qemu.pid",
+};
+
+static const qemu_paths comma_paths = {
+    .qmp_socket = "/run/a,b/qmp.sock",
+    .serial_socket = "/run/a,b/serial.sock",
+    .console_log = "/var/log/x,,y.log",
+    .pidfile = "/run/a,b/qemu.pid",
+};
+
+/* The parts every command line shares, for the rows after the first. */
+#define HEAD(binary)                                                                             \
+    binary "\n-name\nguest=vm1,debug-threads=on\n-uuid\n" UUID                                    \
+           "\n-S\n-nodefaults\n-no-user-config\n"
+#define MONITOR                                                                                  \
+    "-chardev\nsocket,id=qmp,path=/run/agentd/vm1/qmp.sock,server=on,wait=off\n"                 \
+    "-mon\nchardev=qmp,mode=control\n"                                                           \
+    "-pidfile\n/run/agentd/vm1/qemu.pid\n"                                                       \
+    "-chardev\nsocket,id=serial0,path=/run/agentd/vm1/serial.sock,server=on,wait=off,"           \
+    "logfile=/var/lib/agentd/logs/vm1.log,logappend=on\n"                                        \
+    "-serial\nchardev:serial0\n"
+#define SANDBOX(elevate)                                                                         \
+    "-display\nnone\n-sandbox\non,obsolete=deny,elevateprivileges=" elevate                      \
+    ",spawn=deny,resourcecontrol=deny\n"
+#define TAIL "-msg\ntimestamp=on"
+
+static const struct golden {
+    const char *what;
+    const char *def;
+    const qemu_host *host;
+    const qemu_paths *paths;
+    const char *argv; /* elements joined by '\n' */
+} golden[] = {
+    {
+        "minimal definition on a tcg host",
+        DEF(""),
+        &tcg_72,
+        &default_paths,
+        "qemu-system-x86_64\n"
+        "-name\nguest=vm1,debug-threads=on\n"
+        "-uuid\n" UUID "\n"
+        "-S\n-nodefaults\n-no-user-config\n"
+        "-machine\nq35\n"
+        "-accel\ntcg\n"
+        "-m\n512M\n"
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n"
+        "-chardev\nsocket,id=qmp,path=/run/agentd/vm1/qmp.sock,server=on,wait=off\n"
+        "-mon\nchardev=qmp,mode=control\n"
+        "-pidfile\n/run/agentd/vm1/qemu.pid\n"
+        "-chardev\nsocket,id=serial0,path=/run/agentd/vm1/serial.sock,server=on,wait=off,"
+        "logfile=/var/lib/agentd/logs/vm1.log,logappend=on\n"
+        "-serial\nchardev:serial0\n"
+        "-display\nnone\n"
+        "-sandbox\non,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny\n"
+        "-msg\ntimestamp=on",
+    },
+    {
+        "kvm host passes the host cpu through",
+        DEF(",\"vcpus\":2,\"memory\":\"1G\""),
+        &kvm_72,
+        &default_paths,
+        HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n-m\n1024M\n"
+        "-smp\n2,sockets=2,cores=1,threads=1,maxcpus=2\n" MONITOR SANDBOX("deny") TAIL,
+    },
+    {
+        "tcg chosen by the definition on a kvm host has no -cpu",
+        DEF(",\"accel\":\"tcg\""),
+        &kvm_72,
+        &default_paths,
+        HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\ntcg\n-m\n512M\n"
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny") TAIL,
+    },
+    {
+        "cpu model and machine from the definition",
+        DEF(",\"machine\":\"pc-q35-7.2\",\"cpu-model\":\"Skylake-Server\""),
+        &kvm_72,
+        &default_paths,
+        HEAD("qemu-system-x86_64") "-machine\npc-q35-7.2\n-accel\nkvm\n-cpu\nSkylake-Server\n"
+        "-m\n512M\n-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny") TAIL,
+    },
+    {
+        "topology with max-vcpus and max-memory scales the sockets",
+        DEF(",\"vcpus\":{\"sockets\":1,\"cores\":2,\"threads\":2},\"max-vcpus\":8,"
+            "\"memory\":\"2G\",\"max-memory\":\"8G\""),
+        &kvm_72,
+        &default_paths,
+        HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n"
+        "-m\nsize=2048M,slots=8,maxmem=8192M\n"
+        "-smp\n4,sockets=2,cores=2,threads=2,maxcpus=8\n" MONITOR SANDBOX("deny") TAIL,
+    },
+    {
+        "direct kernel boot keeps the command line whole",
+        DEF(",\"kernel\":\"/var/lib/agentd/boot/vmlinuz\","
+            "\"initrd\":\"/var/lib/agentd/boot/initrd.img\","
+            "\"cmdline\":\"console=ttyS0 root=/dev/vda1 "
+            "ip=10.0.0.2::10.0.0.1:255.255.255.0,eth0\""),
+        &tcg_72,
+        &default_paths,
+        HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\ntcg\n-m\n512M\n"
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny")
+        "-kernel\n/var/lib/agentd/boot/vmlinuz\n"
+        "-initrd\n/var/lib/agentd/boot/initrd.img\n"
+        "-append\nconsole=ttyS0 root=/dev/vda1 ip=10.0.0.2::10.0.0.1:255.255.255.0,eth0\n" TAIL,
+    },
+    {
+        "boot order with the network first",
+        DEF(",\"boot\":\"network,disk,cdrom\""),
+        &tcg_72,
+        &default_paths,
+        HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\ntcg\n-m\n512M\n"
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny")
+        "-boot\norder=ncd\n" TAIL,
+    },
+    {
+        "run-as user on qemu 7.2 uses -runas",
+        DEF(""),
+        &kvm_72_as_qemu,
+        &default_paths,
+        HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n-m\n512M\n"
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("allow")
+        "-runas\nqemu\n" TAIL,
+    },
+    {
+        "run-as user on qemu 9.1 uses -run-with",
+        DEF(""),
+        &kvm_91_as_qemu,
+        &default_paths,
+        HEAD("/usr/bin/qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n-m\n512M\n"
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("allow")
+        "-run-with\nuser=qemu\n" TAIL,
+    },
+    {
+        "commas in paths inside option strings are doubled",
+        DEF(""),
+        &tcg_72,
+        &comma_paths,
+        HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\ntcg\n-m\n512M\n"
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n"
+        "-chardev\nsocket,id=qmp,path=/run/a,,b/qmp.sock,server=on,wait=off\n"
+        "-mon\nchardev=qmp,mode=control\n"
+        "-pidfile\n/run/a,b/qemu.pid\n"
+        "-chardev\nsocket,id=serial0,path=/run/a,,b/serial.sock,server=on,wait=off,"
+        "logfile=/var/log/x,,,,y.log,logappend=on\n"
+        "-serial\nchardev:serial0\n" SANDBOX("deny") TAIL,
+    },
+};
+
+static void parse_def(const char *text, vm_def *ret)
+{
+    struct json_object *o = json_tokener_parse(text);
+    char err[VM_ERR_MAX] = "";
+    int r;
+
+    assert_non_null(o);
+    r = vmdef_from_json(o, ret, err, sizeof(err));
+    json_object_put(o);
+    if (r != 0)
+        print_message("refused %s: %s\n", text, err);
+    assert_int_equal(r, 0);
+}
+
+static char *join(char **argv)
+{
+    size_t len = 1;
+    char *s;
+
+    for (char **p = argv; *p; p++)
+        len += strlen(*p) + 1;
+    s = calloc(1, len);
+    assert_non_null(s);
+    for (char **p = argv; *p; p++) {
+        if (p != argv)
+            strcat(s, "\n");
+        strcat(s, *p);
+    }
+    return s;
+}
+
+static void each_definition_gives_its_golden_command_line(void **state)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(golden); i++) {
+        const struct golden *g = &golden[i];
+        char err[VM_ERR_MAX] = "";
+        char **argv = NULL;
+        char *joined;
+        vm_def d;
+
+        print_message("%s\n", g->what);
+        parse_def(g->def, &d);
+        assert_int_equal(qemu_argv_build(&d, g->host, g->paths, &argv, err, sizeof(err)), 0);
+        joined = join(argv);
+        assert_string_equal(joined, g->argv);
+        free(joined);
+        qemu_argv_free(argv);
+        vmdef_free(&d);
+    }
+}
+
+static void definition_built_in_code_with_max_vcpus_zero_uses_vcpus(void **state)
+{
+    char **argv = NULL;
+    vm_def d;
+    size_t i;
+
+    parse_def(DEF(",\"vcpus\":\"2:2\""), &d);
+    d.max_vcpus = 0;
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &default_paths, &argv, NULL, 0), 0);
+    for (i = 0; argv[i] && strcmp(argv[i], "-smp") != 0; i++)
+        ;
+    assert_non_null(argv[i]);
+    assert_string_equal(argv[i + 1], "4,sockets=2,cores=2,threads=1,maxcpus=4");
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
+static void assert_refused(const vm_def *d, const qemu_host *h, const qemu_paths *p,
+                           const char *field)
+{
+    char err[VM_ERR_MAX] = "";
+    char **argv = (char **)0x1;
+    size_t n = strlen(field);
+
+    assert_int_equal(qemu_argv_build(d, h, p, &argv, err, sizeof(err)), -EINVAL);
+    print_message("  -> %s\n", err);
+    assert_true(strncmp(err, field, n) == 0 && err[n] == ':');
+    assert_ptr_equal(argv, (char **)0x1);
+}
+
+#define NEWLINE_PATH "/run/agentd/vm1\n-daemonize"
+
+static void a_path_with_a_newline_or_none_is_refused_naming_the_path(void **state)
+{
+    static const struct {
+        qemu_paths paths;
+        const char *field;
+    } cases[] = {
+        {{NEWLINE_PATH, "/s", "/l", "/p"}, "paths.qmp_socket"},
+        {{"/q", NEWLINE_PATH, "/l", "/p"}, "paths.serial_socket"},
+        {{"/q", "/s", NEWLINE_PATH, "/p"}, "paths.console_log"},
+        {{"/q", "/s", "/l", NEWLINE_PATH}, "paths.pidfile"},
+        {{NULL, "/s", "/l", "/p"}, "paths.qmp_socket"},
+        {{"/q", "/s", "", "/p"}, "paths.console_log"},
+        {{"/q", "/s", "/l", NULL}, "paths.pidfile"},
+    };
+    vm_def d;
+
+    parse_def(DEF(""), &d);
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+        assert_refused(&d, &tcg_72, &cases[i].paths, cases[i].field);
+    vmdef_free(&d);
+}
+
+static void a_kernel_path_with_a_newline_is_refused_naming_kernel(void **state)
+{
+    vm_def d;
+
+    parse_def(DEF(",\"kernel\":\"/boot/vmlinuz\""), &d);
+    free(d.kernel);
+    d.kernel = strdup("/boot/vmlinuz\n-daemonize");
+    assert_non_null(d.kernel);
+    assert_refused(&d, &tcg_72, &default_paths, "kernel");
+    vmdef_free(&d);
+}
+
+static void a_definition_built_in_code_cannot_inject_options(void **state)
+{
+    vm_def d;
+
+    parse_def(DEF(""), &d);
+    memcpy(d.name, "vm1,debug-threads=off", sizeof("vm1,debug-threads=off"));
+    assert_refused(&d, &tcg_72, &default_paths, "name");
+    memcpy(d.name, "vm1", sizeof("vm1"));
+    memcpy(d.machine, "q35,accel=xen", sizeof("q35,accel=xen"));
+    assert_refused(&d, &tcg_72, &default_paths, "machine");
+    vmdef_free(&d);
+}
+
+static void a_host_without_binary_or_accelerator_is_refused(void **state)
+{
+    qemu_host h = tcg_72;
+    vm_def d;
+
+    parse_def(DEF(""), &d);
+    h.binary = NULL;
+    assert_refused(&d, &h, &default_paths, "host.binary");
+    h = tcg_72;
+    h.accel = VM_ACCEL_DEFAULT;
+    assert_refused(&d, &h, &default_paths, "host.accel");
+    h = tcg_72;
+    h.run_as = "";
+    assert_refused(&d, &h, &default_paths, "host.run_as");
+    vmdef_free(&d);
+}
+
+static void a_run_as_user_with_a_comma_is_escaped_for_run_with(void **state)
+{
+    qemu_host h = kvm_91_as_qemu;
+    char **argv = NULL;
+    char *joined;
+    vm_def d;
+
+    h.run_as = "a,b";
+    parse_def(DEF(""), &d);
+    assert_int_equal(qemu_argv_build(&d, &h, &default_paths, &argv, NULL, 0), 0);
+    joined = join(argv);
+    assert_non_null(strstr(joined, "\n-run-with\nuser=a,,b\n"));
+    free(joined);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(each_definition_gives_its_golden_command_line),
+        cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
+        cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),
+        cmocka_unit_test(a_kernel_path_with_a_newline_is_refused_naming_kernel),
+        cmocka_unit_test(a_definition_built_in_code_cannot_inject_options),
+        cmocka_unit_test(a_host_without_binary_or_accelerator_is_refused),
+        cmocka_unit_test(a_run_as_user_with_a_comma_is_escaped_for_run_with),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,483 @@
+/* agentctl_verbs.c: each verb's arguments, protocol command and output.
+ *
+ * The table at the end is the CLI: the usage text and --help are generated
+ * from it, and main() only finds a verb and runs it. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "agentctl.h"
+#include "agentctl_args.h"
+#include "agentctl_print.h"
+
+/* Starting covers launching QEMU and configuring it over QMP, slow under TCG. */
+#define WAIT_START_S 90
+/* Destroying escalates from QMP quit to SIGTERM to SIGKILL, each with a timeout. */
+#define WAIT_DESTROY_S 60
+/* Without --timeout the agent's own shutdown timeout applies, which agentctl
+ * cannot know; this covers a configured timeout of up to 300 s. */
+#define WAIT_SHUTDOWN_S 330
+/* Past a shutdown timeout, a forced shutdown still has to destroy the VM. */
+#define WAIT_SHUTDOWN_EXTRA_S 30
+#define SHUTDOWN_TIMEOUT_MAX 86400
+
+static const struct option help_only[] = {
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Runs getopt for verbs whose only option is --help. */
+static int no_options(int argc, char **argv)
+{
+    int ch = ctl_getopt(argc, argv, help_only);
+
+    if (ch == -1)
+        return 0;
+    return ch == 'h' ? CTL_HELP : -EINVAL;
+}
+
+static struct json_object *name_args(const char *name)
+{
+    struct json_object *args = json_object_new_object();
+
+    json_object_object_add(args, "name", json_object_new_string(name));
+    return args;
+}
+
+static int parse_nothing(int argc, char **argv, ctl_request *req)
+{
+    int r = no_options(argc, argv);
+
+    return r ? r : ctl_positionals(argc, argv, 0, 0);
+}
+
+/* VERB NAME, sending {"name": NAME}. */
+static int parse_name(int argc, char **argv, ctl_request *req)
+{
+    int r = no_options(argc, argv);
+
+    if (r == 0)
+        r = ctl_positionals(argc, argv, 1, 1);
+    if (r != 0)
+        return r;
+    req->vm = argv[optind];
+    req->args = name_args(req->vm);
+    return 0;
+}
+
+static int parse_destroy(int argc, char **argv, ctl_request *req)
+{
+    req->wait_s = WAIT_DESTROY_S;
+    return parse_name(argc, argv, req);
+}
+
+/* define FILE|- or define --name N [flags]: one or the other. */
+static int parse_define(int argc, char **argv, ctl_request *req)
+{
+    struct json_object *def = NULL, *name;
+    int r = ctl_definition_flags(argc, argv, false, &def);
+
+    if (r == 0 && json_object_object_length(def) > 0) {
+        r = ctl_positionals(argc, argv, 0, 0);
+        if (r == 0 && !json_object_object_get_ex(def, "name", NULL))
+            r = ctl_usage_error(argv[0], "--name is required when the definition is given by flags");
+    } else if (r == 0) {
+        json_object_put(def);
+        def = NULL;
+        r = ctl_positionals(argc, argv, 1, 1);
+        if (r == 0)
+            r = ctl_read_json_file(argv[0], argv[optind], &def);
+    }
+    if (r != 0) {
+        json_object_put(def);
+        return r;
+    }
+    req->args = json_object_new_object();
+    json_object_object_add(req->args, "definition", def);
+    if (json_object_object_get_ex(def, "name", &name))
+        req->vm = json_object_get_string(name);
+    return 0;
+}
+
+static int parse_update(int argc, char **argv, ctl_request *req)
+{
+    struct json_object *changes = NULL;
+    int r = ctl_definition_flags(argc, argv, true, &changes);
+
+    if (r == 0)
+        r = ctl_positionals(argc, argv, 1, 1);
+    if (r == 0 && json_object_object_length(changes) == 0)
+        r = ctl_usage_error(argv[0], "nothing to change; see agentctl update --help");
+    if (r != 0) {
+        json_object_put(changes);
+        return r;
+    }
+    req->vm = argv[optind];
+    req->args = name_args(req->vm);
+    json_object_object_add(req->args, "changes", changes);
+    return 0;
+}
+
+static int parse_start(int argc, char **argv, ctl_request *req)
+{
+    static const struct option opts[] = {
+        { "paused", no_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int ch, r;
+
+    while ((ch = ctl_getopt(argc, argv, opts)) != -1) {
+        if (ch != 'p')
+            return ch == 'h' ? CTL_HELP : -EINVAL;
+        req->paused = true;
+    }
+    r = ctl_positionals(argc, argv, 1, 1);
+    if (r != 0)
+        return r;
+    req->vm = argv[optind];
+    req->args = name_args(req->vm);
+    json_object_object_add(req->args, "paused", json_object_new_boolean(req->paused));
+    req->wait_s = WAIT_START_S;
+    return 0;
+}
+
+static int parse_shutdown(int argc, char **argv, ctl_request *req)
+{
+    static const struct option opts[] = {
+        { "timeout", required_argument, NULL, 't' },
+        { "force", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t timeout = 0;
+    bool has_timeout = false, force = false;
+    int ch, r;
+
+    while ((ch = ctl_getopt(argc, argv, opts)) != -1) {
+        if (ch == 't' && (ctl_parse_count(optarg, SHUTDOWN_TIMEOUT_MAX, &timeout) < 0 || timeout == 0))
+            return ctl_usage_error(argv[0], "--timeout wants seconds (1 to %d), not '%s'",
+                                   SHUTDOWN_TIMEOUT_MAX, optarg);
+        else if (ch == 't')
+            has_timeout = true;
+        else if (ch == 'f')
+            force = true;
+        else
+            return ch == 'h' ? CTL_HELP : -EINVAL;
+    }
+    r = ctl_positionals(argc, argv, 1, 1);
+    if (r != 0)
+        return r;
+    req->vm = argv[optind];
+    req->args = name_args(req->vm);
+    if (has_timeout)
+        json_object_object_add(req->args, "timeout", json_object_new_int64((int64_t)timeout));
+    json_object_object_add(req->args, "force", json_object_new_boolean(force));
+    req->wait_s = has_timeout ? (int)timeout + WAIT_SHUTDOWN_EXTRA_S : WAIT_SHUTDOWN_S;
+    if (req->wait_s < CTL_DEFAULT_WAIT_S)
+        req->wait_s = CTL_DEFAULT_WAIT_S;
+    return 0;
+}
+
+static int parse_events(int argc, char **argv, ctl_request *req)
+{
+    static const struct option opts[] = {
+        { "after", required_argument, NULL, 'a' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t seq;
+    int ch;
+
+    while ((ch = ctl_getopt(argc, argv, opts)) != -1) {
+        if (ch == 'a' && ctl_parse_count(optarg, INT64_MAX, &seq) < 0)
+            return ctl_usage_error(argv[0], "--after wants a sequence number, not '%s'", optarg);
+        else if (ch == 'a')
+            req->after = (int64_t)seq;
+        else
+            return ch == 'h' ? CTL_HELP : -EINVAL;
+    }
+    if (req->after >= 0) {
+        req->args = json_object_new_object();
+        json_object_object_add(req->args, "after", json_object_new_int64(req->after));
+    }
+    return ctl_positionals(argc, argv, 0, 0);
+}
+
+static int parse_qmp(int argc, char **argv, ctl_request *req)
+{
+    struct json_object *arguments = NULL;
+    int r = no_options(argc, argv);
+
+    if (r == 0)
+        r = ctl_positionals(argc, argv, 2, 3);
+    if (r == 0 && argc - optind == 3)
+        r = ctl_parse_json_arg(argv[0], "JSON-ARGS", argv[optind + 2], &arguments);
+    if (r != 0)
+        return r;
+    req->vm = argv[optind];
+    req->args = name_args(req->vm);
+    json_object_object_add(req->args, "command", json_object_new_string(argv[optind + 1]));
+    if (arguments)
+        json_object_object_add(req->args, "arguments", arguments);
+    return 0;
+}
+
+static const char *member_text(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static bool member_true(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(obj, key, &v) && json_object_get_boolean(v);
+}
+
+static void print_name_line(const char *name, const char *what)
+{
+    ctl_put_safe(stdout, name ? name : "?", 0);
+    printf(" %s\n", what);
+}
+
+static void print_done(const ctl_request *req, struct json_object *value)
+{
+    print_name_line(req->vm, req->verb->done);
+}
+
+static void print_start(const ctl_request *req, struct json_object *value)
+{
+    print_name_line(req->vm, req->paused ? "started, paused" : "started");
+}
+
+static void print_shutdown(const ctl_request *req, struct json_object *value)
+{
+    if (member_true(value, "forced"))
+        print_name_line(req->vm, "forced off: the guest did not power off in time");
+    else
+        print_name_line(req->vm, "shut down");
+}
+
+static void print_define(const ctl_request *req, struct json_object *value)
+{
+    const char *name = member_text(value, "name"), *uuid = member_text(value, "uuid");
+
+    print_name_line(name ? name : req->vm, member_true(value, "created") ? "defined" : "redefined");
+    if (uuid) {
+        printf("uuid: ");
+        ctl_put_safe(stdout, uuid, 0);
+        putchar('\n');
+    }
+}
+
+static void print_update(const ctl_request *req, struct json_object *value)
+{
+    struct json_object *fields;
+    char *text;
+
+    print_name_line(req->vm, "updated");
+    if (!json_object_object_get_ex(value, "restart-needed", &fields) ||
+        !json_object_is_type(fields, json_type_array) || json_object_array_length(fields) == 0)
+        return;
+    text = ctl_value_text(fields);
+    printf("restart needed: ");
+    ctl_put_safe(stdout, text ? text : "?", 0);
+    putchar('\n');
+    free(text);
+}
+
+static void add_vm_row(ctl_table *t, struct json_object *vm)
+{
+    char *autostart = ctl_value_text(json_object_object_get(vm, "autostart"));
+    const char *cells[] = {
+        member_text(vm, "name"), member_text(vm, "state"), member_text(vm, "reason"),
+        member_text(vm, "pid"), member_text(vm, "vcpus"), member_text(vm, "memory-mib"),
+        json_object_object_get(vm, "autostart") ? autostart : NULL,
+    };
+
+    ctl_table_add(t, cells);
+    free(autostart);
+}
+
+static void print_list(const ctl_request *req, struct json_object *value)
+{
+    static const char *const header[] = { "NAME", "STATE", "REASON", "PID", "VCPUS",
+                                          "MEMORY(MiB)", "AUTOSTART" };
+    ctl_table *t = ctl_table_new(7);
+
+    if (!t)
+        return;
+    ctl_table_add(t, header);
+    for (size_t i = 0; json_object_is_type(value, json_type_array) &&
+                       i < json_object_array_length(value); i++)
+        add_vm_row(t, json_object_array_get_idx(value, i));
+    ctl_table_print(t, stdout);
+    ctl_table_free(t);
+}
+
+static void print_info(const ctl_request *req, struct json_object *value)
+{
+    static const char *const unwrap[] = { "definition", "runtime", NULL };
+
+    ctl_print_fields(stdout, value, unwrap);
+}
+
+/* The text of a member found by a dotted path, or "?" when it is missing. */
+static const char *path_text(struct json_object *obj, const char *path)
+{
+    char key[64];
+    const char *dot;
+
+    while ((dot = strchr(path, '.')) && (size_t)(dot - path) < sizeof(key)) {
+        snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+        obj = json_object_object_get(obj, key);
+        path = dot + 1;
+    }
+    obj = json_object_object_get(obj, path);
+    return obj ? json_object_get_string(obj) : "?";
+}
+
+static void add_row(ctl_table *t, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_row(ctl_table *t, const char *key, const char *fmt, ...)
+{
+    char *text = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
+    va_end(ap);
+    ctl_table_add(t, (const char *const[]){ key, text });
+    free(text);
+}
+
+static void print_host(const ctl_request *req, struct json_object *v)
+{
+    ctl_table *t = ctl_table_new(2);
+
+    if (!t)
+        return;
+    add_row(t, "hostname:", "%s", path_text(v, "hostname"));
+    add_row(t, "cpus:", "%s", path_text(v, "cpus"));
+    add_row(t, "memory:", "%s MiB total, %s MiB available", path_text(v, "memory-mib"),
+            path_text(v, "memory-available-mib"));
+    add_row(t, "accelerator:", "%s (kvm %savailable)", path_text(v, "accel"),
+            member_true(v, "kvm-available") ? "" : "not ");
+    add_row(t, "vms:", "%s defined, %s running", path_text(v, "vms.defined"),
+            path_text(v, "vms.running"));
+    add_row(t, "allocated:", "%s vcpus, %s MiB (VMs with a QEMU process)",
+            path_text(v, "allocated.vcpus"), path_text(v, "allocated.memory-mib"));
+    add_row(t, "defined:", "%s vcpus, %s MiB (all VMs)", path_text(v, "defined.vcpus"),
+            path_text(v, "defined.memory-mib"));
+    ctl_table_print(t, stdout);
+    ctl_table_free(t);
+}
+
+static void print_version(const ctl_request *req, struct json_object *v)
+{
+    ctl_table *t = ctl_table_new(2);
+
+    if (!t)
+        return;
+    add_row(t, "agentd:", "%s.%s.%s", path_text(v, "agentd.major"), path_text(v, "agentd.minor"),
+            path_text(v, "agentd.micro"));
+    add_row(t, "package:", "%s", path_text(v, "package"));
+    add_row(t, "qemu:", "%s %s", path_text(v, "qemu.binary"), path_text(v, "qemu.version"));
+    ctl_table_print(t, stdout);
+    ctl_table_free(t);
+}
+
+static void print_value(const ctl_request *req, struct json_object *value)
+{
+    ctl_print_json(stdout, value);
+}
+
+#define DEFINITION_FLAGS                                                                      \
+    "  --vcpus N|S:C|S:C:T   --max-vcpus N\n"                                                 \
+    "  --memory SIZE         --max-memory SIZE   (MiB, or 512M, 2G, 1T)\n"                    \
+    "  --machine TYPE        --cpu-model MODEL   --accel kvm|tcg\n"                           \
+    "  --kernel PATH --initrd PATH --cmdline TEXT   (direct kernel boot)\n"                  \
+    "  --boot network,disk   --serial SPEED\n"                                                \
+    "  --autostart | --no-autostart   --on-crash destroy|restart|preserve\n"                  \
+    "  --label KEY=VALUE (repeatable)   --clear-labels\n"                                      \
+    "Values are passed to the agent as given; it checks them and names the field it\n"        \
+    "refuses. Numbers made only of digits are sent as numbers, anything else as text.\n"
+
+static const ctl_verb verbs[] = {
+    { "list", "query-vms", NULL, "",
+      "Lists the VMs: NAME STATE REASON PID VCPUS MEMORY(MiB) AUTOSTART.\n",
+      parse_nothing, print_list },
+    { "info", "query-vm", NULL, "NAME",
+      "Shows a VM's definition and its runtime state as key: value lines.\n",
+      parse_name, print_info },
+    { "define", "vm-define", NULL, "FILE|-\n--name NAME [FLAGS]",
+      "Creates a VM, or replaces the definition of a stopped one, from a JSON file\n"
+      "(- reads standard input) or from flags:\n"
+      "  --name NAME   --uuid UUID\n" DEFINITION_FLAGS,
+      parse_define, print_define },
+    { "update", "vm-update", NULL, "NAME FLAGS",
+      "Changes fields of a definition; the others keep their value. --label replaces\n"
+      "all labels. A VM with a QEMU process takes the change at its next start; the\n"
+      "fields for which that applies are printed. Flags:\n" DEFINITION_FLAGS,
+      parse_update, print_update },
+    { "undefine", "vm-undefine", "undefined", "NAME",
+      "Removes a stopped or crashed VM. Its logs are kept.\n",
+      parse_name, print_done },
+    { "start", "vm-start", NULL, "NAME [--paused]",
+      "Starts a VM and waits until it runs (or is paused, with --paused).\n",
+      parse_start, print_start },
+    { "shutdown", "vm-shutdown", NULL, "NAME [--timeout SECONDS] [--force]",
+      "Presses the ACPI power button and waits for the guest to power off. After\n"
+      "--timeout seconds (the agent's default without it), --force destroys the VM;\n"
+      "without --force the VM is left running and the command fails with Timeout.\n",
+      parse_shutdown, print_shutdown },
+    { "destroy", "vm-destroy", "destroyed", "NAME",
+      "Ends the VM's QEMU at once: QMP quit, then SIGTERM, then SIGKILL.\n",
+      parse_destroy, print_done },
+    { "reset", "vm-reset", "reset", "NAME", "Hard-resets the VM (system_reset).\n",
+      parse_name, print_done },
+    { "suspend", "vm-suspend", "suspended", "NAME", "Pauses the VM's vCPUs.\n",
+      parse_name, print_done },
+    { "resume", "vm-resume", "resumed", "NAME", "Continues a paused VM's vCPUs.\n",
+      parse_name, print_done },
+    { "events", "query-events", NULL, "[--after SEQ]",
+      "Prints the agent's events as they happen, one a line: SEQ TIME EVENT key=value...\n"
+      "(TIME in UTC), until interrupted. --after first prints the kept events with a\n"
+      "larger sequence number. With --json, each event is printed as received.\n",
+      parse_events, NULL },
+    { "host", "query-host", NULL, "",
+      "Shows the host's CPUs, memory and accelerator, and what its VMs are given.\n",
+      parse_nothing, print_host },
+    { "qmp", "vm-qmp", NULL, "NAME COMMAND [JSON-ARGS]",
+      "Sends one QMP command to the VM's QEMU and prints its return value as JSON.\n"
+      "JSON-ARGS is an object, e.g. '{\"id-list\": []}'.\n",
+      parse_qmp, print_value },
+    { "version", "query-version", NULL, "", "Shows the agent's and QEMU's versions.\n",
+      parse_nothing, print_version },
+};
+
+const ctl_verb *ctl_verb_list(size_t *ret_n)
+{
+    *ret_n = sizeof(verbs) / sizeof(verbs[0]);
+    return verbs;
+}
+
+const ctl_verb *ctl_verb_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    return NULL;
+}
