@@ -37,7 +37,13 @@ typedef struct agent {
     bool stopping;
 } agent;
 
-/* Fills the QEMU host settings from the agent's. */
-void agent_qemu_host(const agent *a, qemu_host *ret);
+/* The QEMU host settings, from the agent's. */
+static inline void agent_qemu_host(const agent *a, qemu_host *ret)
+{
+    ret->binary = a->cfg.qemu_binary;
+    ret->accel = a->accel;
+    ret->run_as = a->cfg.qemu_user;
+    ret->qemu_version = a->qemu_version;
+}
 
 #endif

@@ -28,14 +28,6 @@
 #define EVENT_RING 1024
 #define DEFINITION_MAX (1u << 20)
 
-void agent_qemu_host(const agent *a, qemu_host *ret)
-{
-    ret->binary = a->cfg.qemu_binary;
-    ret->accel = a->accel;
-    ret->run_as = a->cfg.qemu_user;
-    ret->qemu_version = a->qemu_version;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,

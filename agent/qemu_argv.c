@@ -4,6 +4,7 @@
  * reaches QEMU can add options of its own: names and models are restricted
  * to characters QEMU gives no meaning to, and paths inside option strings
  * have their commas doubled. Each element is its own malloc'd string. */
+#include "errbuf.h"
 #include "qemu_argv.h"
 
 #include <errno.h>
@@ -18,36 +19,19 @@
 /* Memory hotplug needs DIMM slots; 8 is what the management nodes expect. */
 #define MEMORY_SLOTS 8
 
-typedef struct errbuf {
-    char *buf;
-    size_t len;
-} errbuf;
-
-__attribute__((format(printf, 2, 3)))
-static int fail(errbuf *e, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e->buf && e->len > 0) {
-        va_start(ap, fmt);
-        vsnprintf(e->buf, e->len, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 /* ---- what may be written into a command line ---- */
 
 static int check_path(const char *field, const char *path, errbuf *e)
 {
     if (!path)
-        return fail(e, "%s: missing", field);
+        return errbuf_fail(e, "%s: missing", field);
     if (!*path)
-        return fail(e, "%s: must not be empty", field);
+        return errbuf_fail(e, "%s: must not be empty", field);
     /* QEMU would take it, but a newline in a path is never intended and
      * breaks every line-oriented record of the command line. */
     if (strchr(path, '\n'))
-        return fail(e, "%s: must not contain a newline", field);
+        return errbuf_fail(e, "%s: must not contain a newline", field);
     return 0;
 }
 
@@ -70,7 +54,7 @@ static int check_host(const qemu_host *h, errbuf *e)
     if ((r = check_path("host.binary", h->binary, e)) < 0)
         return r;
     if (h->accel != VM_ACCEL_KVM && h->accel != VM_ACCEL_TCG)
-        return fail(e, "host.accel: must be kvm or tcg");
+        return errbuf_fail(e, "host.accel: must be kvm or tcg");
     if (h->run_as && (r = check_path("host.run_as", h->run_as, e)) < 0)
         return r;
     return 0;
@@ -82,7 +66,7 @@ static int check_inputs(const vm_def *def, const qemu_host *host, const qemu_pat
     int r;
 
     if (!def || !host || !paths)
-        return fail(e, "qemu_argv_build: missing argument");
+        return errbuf_fail(e, "qemu_argv_build: missing argument");
     if ((r = vmdef_validate(def, e->buf, e->len)) < 0 || (r = check_host(host, e)) < 0 ||
         (r = check_paths(paths, e)) < 0)
         return r;
@@ -336,7 +320,7 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push(&b, "timestamp=on");
     if (b.err) {
         qemu_argv_free(b.v);
-        fail(&e, "out of memory");
+        errbuf_fail(&e, "out of memory");
         return b.err;
     }
     *ret_argv = b.v;

@@ -28,8 +28,6 @@
 #define MAX_QUEUED_OUTPUT (8u << 20)
 #define READ_CHUNK 65536
 
-typedef struct client client;
-
 struct request {
     client *client;          /* NULL once the client is gone */
     server *srv;
@@ -40,7 +38,9 @@ struct request {
 
 struct client {
     server *srv;
-    uv_pipe_t pipe;
+    uv_pipe_t pipe;           /* unused by a virtual client */
+    client_sink sink;         /* set for a virtual client */
+    void *sink_opaque;
     qmp_frame in;
     json_tokener *tok;
     bool negotiated;
@@ -62,6 +62,39 @@ struct server {
 };
 
 static void client_close(client *c);
+static void client_free(client *c);
+
+/* A virtual client may be closed from inside its own input processing, so
+ * it is freed from the loop's next turn, like a real one. */
+typedef struct deferred_free {
+    uv_idle_t idle;
+    client *c;
+} deferred_free;
+
+static void on_deferred_free(uv_handle_t *h)
+{
+    deferred_free *d = (deferred_free *)h;
+
+    client_free(d->c);
+    free(d);
+}
+
+static void run_deferred_free(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    uv_close((uv_handle_t *)h, on_deferred_free);
+}
+
+static void client_free_later(client *c)
+{
+    deferred_free *d = malloc(sizeof(*d));
+
+    if (!d)
+        return; /* leaked rather than freed under a caller's feet */
+    d->c = c;
+    uv_idle_init(c->srv->agent->loop, &d->idle);
+    uv_idle_start(&d->idle, run_deferred_free);
+}
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -82,6 +115,10 @@ static void client_send(client *c, const char *data, size_t len)
 
     if (c->closing)
         return;
+    if (c->sink) {
+        c->sink(data, len, c->sink_opaque);
+        return;
+    }
     n = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
     if (n == (int)len)
         return;
@@ -312,18 +349,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(p, (unsigned)avail);
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+static void process_input(client *c)
 {
-    client *c = s->data;
     char *line;
     size_t len;
-    int r;
+    int r = 0;
 
-    if (n < 0) {
-        client_close(c);
-        return;
-    }
-    qmp_frame_commit(&c->in, (size_t)n);
     while (!c->closing && (r = qmp_frame_next(&c->in, &line, &len)) == 1) {
         while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
             line[--len] = '\0';
@@ -336,15 +367,48 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
 }
 
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    client *c = s->data;
+
+    if (n < 0) {
+        client_close(c);
+        return;
+    }
+    qmp_frame_commit(&c->in, (size_t)n);
+    process_input(c);
+}
+
+void server_client_feed(client *c, const char *data, size_t len)
+{
+    while (len > 0 && !c->closing) {
+        char *p;
+        size_t avail;
+        if (qmp_frame_reserve(&c->in, 1, &p, &avail) < 0) {
+            client_close(c);
+            return;
+        }
+        size_t n = len < avail ? len : avail;
+        memcpy(p, data, n);
+        qmp_frame_commit(&c->in, n);
+        data += n;
+        len -= n;
+        process_input(c);
+    }
+}
+
 /* ---- clients ------------------------------------------------------------- */
 
-static void on_client_closed(uv_handle_t *h)
+static void client_free(client *c)
 {
-    client *c = h->data;
-
     qmp_frame_free(&c->in);
     json_tokener_free(c->tok);
     free(c);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+    client_free(h->data);
 }
 
 static void client_close(client *c)
@@ -362,7 +426,15 @@ static void client_close(client *c)
         c->srv->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+    if (c->sink)
+        client_free_later(c);
+    else
+        uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+}
+
+void server_client_close(client *c)
+{
+    client_close(c);
 }
 
 static bool in_group(pid_t pid, gid_t gid)
@@ -430,27 +502,62 @@ static void send_greeting(client *c)
     json_object_put(g);
 }
 
+static client *client_new(server *s)
+{
+    client *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->srv = s;
+    c->tok = json_tokener_new_ex(64);
+    qmp_frame_init(&c->in, MAX_LINE);
+    if (!c->tok) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void client_link(client *c)
+{
+    server *s = c->srv;
+
+    c->next = s->clients;
+    if (s->clients)
+        s->clients->prev = c;
+    s->clients = c;
+}
+
+client *server_connect_virtual(server *s, bool admin, client_sink sink, void *opaque)
+{
+    client *c = client_new(s);
+
+    if (!c)
+        return NULL;
+    c->sink = sink;
+    c->sink_opaque = opaque;
+    c->admin = admin;
+    c->uid = admin ? 0 : 65534;
+    client_link(c);
+    send_greeting(c);
+    return c;
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     server *s = l->data;
     client *c;
 
-    if (status < 0 || !(c = calloc(1, sizeof(*c))))
+    if (status < 0 || !(c = client_new(s)))
         return;
-    c->srv = s;
-    c->tok = json_tokener_new_ex(64);
-    qmp_frame_init(&c->in, MAX_LINE);
     uv_pipe_init(s->agent->loop, &c->pipe, 0);
     c->pipe.data = c;
-    if (!c->tok || uv_accept(l, (uv_stream_t *)&c->pipe) < 0) {
+    if (uv_accept(l, (uv_stream_t *)&c->pipe) < 0) {
         c->closing = true;
         uv_close((uv_handle_t *)&c->pipe, on_client_closed);
         return;
     }
-    c->next = s->clients;
-    if (s->clients)
-        s->clients->prev = c;
-    s->clients = c;
+    client_link(c);
     authenticate(c);
     log_debug("client pid %d uid %d connected (%s)", (int)c->pid, (int)c->uid,
               c->admin ? "admin" : "read-only");
@@ -496,12 +603,9 @@ static int prepare_socket_path(agent *a, gid_t *ret_gid, bool *ret_has_gid, char
     return 0;
 }
 
-int server_start(agent *a, server **ret, char *err, size_t errlen)
+int server_new(agent *a, server **ret, char *err, size_t errlen)
 {
     server *s = calloc(1, sizeof(*s));
-    gid_t sock_gid;
-    bool has_sock_gid;
-    int r;
 
     if (!s)
         return -ENOMEM;
@@ -514,10 +618,19 @@ int server_start(agent *a, server **ret, char *err, size_t errlen)
         }
         s->have_admin_gid = true;
     }
-    if ((r = prepare_socket_path(a, &sock_gid, &has_sock_gid, err, errlen)) < 0) {
-        free(s);
+    *ret = s;
+    return 0;
+}
+
+int server_listen(server *s, char *err, size_t errlen)
+{
+    agent *a = s->agent;
+    gid_t sock_gid;
+    bool has_sock_gid;
+    int r;
+
+    if ((r = prepare_socket_path(a, &sock_gid, &has_sock_gid, err, errlen)) < 0)
         return r;
-    }
     uv_pipe_init(a->loop, &s->listener, 0);
     s->listener.data = s;
     s->listening = true;
@@ -532,8 +645,19 @@ int server_start(agent *a, server **ret, char *err, size_t errlen)
         r = -errno;
     if (r == 0)
         r = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
-    if (r < 0) {
+    if (r < 0)
         snprintf(err, errlen, "listening on %s: %s", a->cfg.socket_path, uv_strerror(r));
+    return r;
+}
+
+int server_start(agent *a, server **ret, char *err, size_t errlen)
+{
+    server *s;
+    int r = server_new(a, &s, err, errlen);
+
+    if (r < 0)
+        return r;
+    if ((r = server_listen(s, err, errlen)) < 0) {
         server_stop(s);
         return r;
     }
@@ -552,5 +676,8 @@ void server_stop(server *s)
         return;
     while (s->clients)
         client_close(s->clients);
-    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    if (s->listening)
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    else
+        free(s);
 }

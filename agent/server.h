@@ -16,9 +16,23 @@ typedef struct agent agent;
 typedef struct server server;
 typedef struct request request;
 
+typedef struct client client;
+/* Where a virtual client's output goes: whole lines, each ending in '\n'. */
+typedef void (*client_sink)(const char *data, size_t len, void *opaque);
+
+/* A server with no socket yet; server_listen opens it. */
+int server_new(agent *a, server **ret, char *err, size_t errlen);
+int server_listen(server *s, char *err, size_t errlen);
+/* server_new + server_listen. */
 int server_start(agent *a, server **ret, char *err, size_t errlen);
 /* Stops listening and closes every client; pending requests stay valid. */
 void server_stop(server *s);
+/* A client without a socket, for tests and the fuzz target: it gets the
+ * greeting at once, its input is fed as bytes, its output goes to sink. */
+client *server_connect_virtual(server *s, bool admin, client_sink sink, void *opaque);
+void server_client_feed(client *c, const char *data, size_t len);
+void server_client_close(client *c);
+
 /* Sends one event line to every negotiated client. */
 void server_broadcast(const char *line, size_t len, void *server);
 

@@ -6,6 +6,7 @@
  * vmdef_validate checks the whole definition, including the rules that tie
  * fields together. The second pass is public so that a definition built in
  * code meets the same rules before it reaches a QEMU command line. */
+#include "errbuf.h"
 #include "vmdef.h"
 
 #include <errno.h>
@@ -37,27 +38,10 @@
     "or a string like \"network,disk\""
 #define SERIAL_MSG "serial: speed must be one of 9600, 19200, 38400, 57600 or 115200"
 
-typedef struct errbuf {
-    char *buf;
-    size_t len;
-} errbuf;
-
-__attribute__((format(printf, 2, 3)))
-static int fail(errbuf *e, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e->buf && e->len > 0) {
-        va_start(ap, fmt);
-        vsnprintf(e->buf, e->len, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 static int fail_nomem(errbuf *e, const char *field)
 {
-    fail(e, "%s: out of memory", field);
+    errbuf_fail(e, "%s: out of memory", field);
     return -ENOMEM;
 }
 
@@ -335,7 +319,7 @@ static int only_members(struct json_object *o, const char *field, const char *co
         const char *key = json_object_iter_peek_name(&it);
 
         if (name_index(allowed, nallowed, 0, key) < 0)
-            return fail(e, "%s.%.64s: unknown field", field, key);
+            return errbuf_fail(e, "%s.%.64s: unknown field", field, key);
     }
     return 0;
 }
@@ -348,10 +332,10 @@ static int parse_name(struct json_object *v, vm_def *d, errbuf *e)
     const char *problem;
 
     if (!s)
-        return fail(e, "name: must be a string");
+        return errbuf_fail(e, "name: must be a string");
     problem = name_problem(s);
     if (problem)
-        return fail(e, "name: %s", problem);
+        return errbuf_fail(e, "name: %s", problem);
     memcpy(d->name, s, strlen(s) + 1);
     return 0;
 }
@@ -362,11 +346,11 @@ static int parse_uuid(struct json_object *v, vm_def *d, errbuf *e)
     char lower[VM_UUID_LEN + 1];
 
     if (!s || strlen(s) != VM_UUID_LEN)
-        return fail(e, UUID_MSG);
+        return errbuf_fail(e, UUID_MSG);
     for (size_t i = 0; i <= VM_UUID_LEN; i++)
         lower[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
     if (!uuid_valid(lower))
-        return fail(e, UUID_MSG);
+        return errbuf_fail(e, UUID_MSG);
     memcpy(d->uuid, lower, sizeof(lower));
     return 0;
 }
@@ -374,7 +358,7 @@ static int parse_uuid(struct json_object *v, vm_def *d, errbuf *e)
 static int set_vcpu_count(vm_def *d, uint64_t n, errbuf *e)
 {
     if (n < 1 || n > VM_MAX_VCPUS)
-        return fail(e, "vcpus: must be from 1 to %d", VM_MAX_VCPUS);
+        return errbuf_fail(e, "vcpus: must be from 1 to %d", VM_MAX_VCPUS);
     d->vcpus = d->sockets = (uint32_t)n;
     d->cores = d->threads = 1;
     d->topology_explicit = false;
@@ -387,10 +371,10 @@ static int set_topology(vm_def *d, const uint64_t t[3], errbuf *e)
 {
     for (size_t i = 0; i < 3; i++)
         if (t[i] < 1 || t[i] > VM_MAX_VCPUS)
-            return fail(e, "vcpus: sockets, cores and threads must each be from 1 to %d",
+            return errbuf_fail(e, "vcpus: sockets, cores and threads must each be from 1 to %d",
                         VM_MAX_VCPUS);
     if (t[0] * t[1] * t[2] > VM_MAX_VCPUS)
-        return fail(e, "vcpus: sockets * cores * threads must be at most %d", VM_MAX_VCPUS);
+        return errbuf_fail(e, "vcpus: sockets * cores * threads must be at most %d", VM_MAX_VCPUS);
     d->sockets = (uint32_t)t[0];
     d->cores = (uint32_t)t[1];
     d->threads = (uint32_t)t[2];
@@ -407,12 +391,12 @@ static int parse_vcpus_string(const char *s, vm_def *d, errbuf *e)
 
     for (;;) {
         if (n == 3 || parse_digits(&s, &t[n]) < 0)
-            return fail(e, VCPUS_MSG);
+            return errbuf_fail(e, VCPUS_MSG);
         n++;
         if (*s == '\0')
             break;
         if (*s++ != ':')
-            return fail(e, VCPUS_MSG);
+            return errbuf_fail(e, VCPUS_MSG);
     }
     return n == 1 ? set_vcpu_count(d, t[0], e) : set_topology(d, t, e);
 }
@@ -430,7 +414,7 @@ static int parse_vcpus_object(struct json_object *v, vm_def *d, errbuf *e)
         struct json_object *m;
 
         if (json_object_object_get_ex(v, topology_members[i], &m) && !json_uint(m, &t[i]))
-            return fail(e, "vcpus.%s: must be a positive integer", topology_members[i]);
+            return errbuf_fail(e, "vcpus.%s: must be a positive integer", topology_members[i]);
     }
     return set_topology(d, t, e);
 }
@@ -447,7 +431,7 @@ static int parse_vcpus(struct json_object *v, vm_def *d, errbuf *e)
     s = json_cstr(v);
     if (s)
         return parse_vcpus_string(s, d, e);
-    return fail(e, VCPUS_MSG);
+    return errbuf_fail(e, VCPUS_MSG);
 }
 
 static int parse_max_vcpus(struct json_object *v, vm_def *d, errbuf *e)
@@ -455,7 +439,7 @@ static int parse_max_vcpus(struct json_object *v, vm_def *d, errbuf *e)
     uint64_t n;
 
     if (!json_uint(v, &n) || n > VM_MAX_VCPUS)
-        return fail(e, "max-vcpus: must be an integer from 0 (same as vcpus) to %d", VM_MAX_VCPUS);
+        return errbuf_fail(e, "max-vcpus: must be an integer from 0 (same as vcpus) to %d", VM_MAX_VCPUS);
     d->max_vcpus = (uint32_t)n;
     return 0;
 }
@@ -463,14 +447,14 @@ static int parse_max_vcpus(struct json_object *v, vm_def *d, errbuf *e)
 static int parse_memory(struct json_object *v, vm_def *d, errbuf *e)
 {
     if (json_mib(v, &d->memory_mib) < 0)
-        return fail(e, "memory: " MEMORY_MSG);
+        return errbuf_fail(e, "memory: " MEMORY_MSG);
     return 0;
 }
 
 static int parse_max_memory(struct json_object *v, vm_def *d, errbuf *e)
 {
     if (json_mib(v, &d->max_memory_mib) < 0)
-        return fail(e, "max-memory: must be 0 (no memory hotplug), or a size: 4096, \"4G\"");
+        return errbuf_fail(e, "max-memory: must be 0 (no memory hotplug), or a size: 4096, \"4G\"");
     return 0;
 }
 
@@ -479,7 +463,7 @@ static int parse_model(struct json_object *v, const char *field, size_t min, cha
     const char *s = json_cstr(v);
 
     if (!s || !token_valid(s, min, VM_MODEL_MAX))
-        return fail(e, "%s: must be %s%d " TOKEN_CHARS, field, min ? "1 to " : "at most ",
+        return errbuf_fail(e, "%s: must be %s%d " TOKEN_CHARS, field, min ? "1 to " : "at most ",
                     VM_MODEL_MAX);
     memcpy(out, s, strlen(s) + 1);
     return 0;
@@ -503,7 +487,7 @@ static int parse_accel(struct json_object *v, vm_def *d, errbuf *e)
     int i = s ? name_index(accel_names, ARRAY_SIZE(accel_names), VM_ACCEL_KVM, s) : -1;
 
     if (i < 0)
-        return fail(e, "accel: must be \"kvm\" or \"tcg\"");
+        return errbuf_fail(e, "accel: must be \"kvm\" or \"tcg\"");
     d->accel = (vm_accel)i;
     return 0;
 }
@@ -516,13 +500,13 @@ static int add_boot(vm_def *d, const char *tok, size_t len, errbuf *e)
         if (strlen(boot_aliases[i].alias) == len && memcmp(boot_aliases[i].alias, tok, len) == 0)
             break;
     if (i == ARRAY_SIZE(boot_aliases))
-        return fail(e, "boot: unknown device \"%.*s\" (disk, cdrom or network)",
+        return errbuf_fail(e, "boot: unknown device \"%.*s\" (disk, cdrom or network)",
                     (int)(len < 32 ? len : 32), tok);
     for (size_t j = 0; j < d->nboot; j++)
         if (d->boot[j] == boot_aliases[i].dev)
-            return fail(e, "boot: \"%s\" is listed twice", boot_names[d->boot[j]]);
+            return errbuf_fail(e, "boot: \"%s\" is listed twice", boot_names[d->boot[j]]);
     if (d->nboot == VM_BOOT_MAX)
-        return fail(e, "boot: at most %d devices", VM_BOOT_MAX);
+        return errbuf_fail(e, "boot: at most %d devices", VM_BOOT_MAX);
     d->boot[d->nboot++] = boot_aliases[i].dev;
     return 0;
 }
@@ -548,13 +532,13 @@ static int parse_boot_array(struct json_object *v, vm_def *d, errbuf *e)
     size_t n = json_object_array_length(v);
 
     if (n > VM_BOOT_MAX)
-        return fail(e, "boot: at most %d devices", VM_BOOT_MAX);
+        return errbuf_fail(e, "boot: at most %d devices", VM_BOOT_MAX);
     for (size_t i = 0; i < n; i++) {
         const char *s = json_cstr(json_object_array_get_idx(v, i));
         int r;
 
         if (!s)
-            return fail(e, BOOT_MSG);
+            return errbuf_fail(e, BOOT_MSG);
         r = add_boot(d, s, strlen(s), e);
         if (r < 0)
             return r;
@@ -570,7 +554,7 @@ static int parse_boot(struct json_object *v, vm_def *d, errbuf *e)
         return parse_boot_array(v, d, e);
     s = json_cstr(v);
     if (!s)
-        return fail(e, BOOT_MSG);
+        return errbuf_fail(e, BOOT_MSG);
     return parse_boot_string(s, d, e);
 }
 
@@ -591,10 +575,10 @@ static int parse_path(struct json_object *v, const char *field, char **out, errb
     const char *problem;
 
     if (!s)
-        return fail(e, "%s: must be a string", field);
+        return errbuf_fail(e, "%s: must be a string", field);
     problem = path_problem(s);
     if (problem)
-        return fail(e, "%s: %s", field, problem);
+        return errbuf_fail(e, "%s: %s", field, problem);
     return set_string(out, s, field, e);
 }
 
@@ -614,10 +598,10 @@ static int parse_cmdline(struct json_object *v, vm_def *d, errbuf *e)
     const char *problem;
 
     if (!s)
-        return fail(e, "cmdline: must be a string");
+        return errbuf_fail(e, "cmdline: must be a string");
     problem = cmdline_problem(s);
     if (problem)
-        return fail(e, "cmdline: %s", problem);
+        return errbuf_fail(e, "cmdline: %s", problem);
     return set_string(&d->cmdline, s, "cmdline", e);
 }
 
@@ -640,7 +624,7 @@ static int parse_serial(struct json_object *v, vm_def *d, errbuf *e)
         }
     }
     if (!json_uint(speed, &n) || !serial_speed_valid(n))
-        return fail(e, SERIAL_MSG);
+        return errbuf_fail(e, SERIAL_MSG);
     d->serial_speed = (uint32_t)n;
     return 0;
 }
@@ -648,7 +632,7 @@ static int parse_serial(struct json_object *v, vm_def *d, errbuf *e)
 static int parse_autostart(struct json_object *v, vm_def *d, errbuf *e)
 {
     if (!json_object_is_type(v, json_type_boolean))
-        return fail(e, "autostart: must be true or false");
+        return errbuf_fail(e, "autostart: must be true or false");
     d->autostart = json_object_get_boolean(v);
     return 0;
 }
@@ -659,7 +643,7 @@ static int parse_on_crash(struct json_object *v, vm_def *d, errbuf *e)
     int i = s ? name_index(on_crash_names, ARRAY_SIZE(on_crash_names), 0, s) : -1;
 
     if (i < 0)
-        return fail(e, "on-crash: must be \"destroy\", \"restart\" or \"preserve\"");
+        return errbuf_fail(e, "on-crash: must be \"destroy\", \"restart\" or \"preserve\"");
     d->on_crash = (vm_on_crash)i;
     return 0;
 }
@@ -670,11 +654,11 @@ static int add_label(vm_def *d, const char *key, struct json_object *v, errbuf *
     vm_label *l;
 
     if (!token_valid(key, 1, VM_LABEL_KEY_MAX))
-        return fail(e, "labels: keys must be 1 to %d " TOKEN_CHARS, VM_LABEL_KEY_MAX);
+        return errbuf_fail(e, "labels: keys must be 1 to %d " TOKEN_CHARS, VM_LABEL_KEY_MAX);
     if (!s)
-        return fail(e, "labels.%s: must be a string", key);
+        return errbuf_fail(e, "labels.%s: must be a string", key);
     if (strlen(s) > VM_LABEL_VALUE_MAX)
-        return fail(e, "labels.%s: must be at most %d characters", key, VM_LABEL_VALUE_MAX);
+        return errbuf_fail(e, "labels.%s: must be at most %d characters", key, VM_LABEL_VALUE_MAX);
     l = &d->labels[d->nlabels++];
     l->key = strdup(key);
     l->value = strdup(s);
@@ -695,9 +679,9 @@ static int parse_labels(struct json_object *v, vm_def *d, errbuf *e)
     struct json_object_iterator it, end;
 
     if (!json_object_is_type(v, json_type_object))
-        return fail(e, "labels: must be an object of strings");
+        return errbuf_fail(e, "labels: must be an object of strings");
     if (json_object_object_length(v) > VM_LABELS_MAX)
-        return fail(e, "labels: at most %d labels", VM_LABELS_MAX);
+        return errbuf_fail(e, "labels: at most %d labels", VM_LABELS_MAX);
     it = json_object_iter_begin(v);
     end = json_object_iter_end(v);
     for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
@@ -754,7 +738,7 @@ static int parse_members(struct json_object *obj, vm_def *d, errbuf *e)
         int r;
 
         if (!f)
-            return fail(e, "%.64s: unknown field", key);
+            return errbuf_fail(e, "%.64s: unknown field", key);
         r = f->parse(json_object_iter_peek_value(&it), d, e);
         if (r < 0)
             return r;
@@ -774,9 +758,9 @@ static int validate_identity(const vm_def *d, errbuf *e)
     const char *problem = name_problem(d->name);
 
     if (problem)
-        return fail(e, "name: %s", problem);
+        return errbuf_fail(e, "name: %s", problem);
     if (!uuid_valid(d->uuid))
-        return fail(e, UUID_MSG);
+        return errbuf_fail(e, UUID_MSG);
     return 0;
 }
 
@@ -792,14 +776,14 @@ static int validate_cpus(const vm_def *d, errbuf *e)
     uint32_t max = effective_max_vcpus(d);
 
     if (!in_vcpu_range(d->vcpus))
-        return fail(e, "vcpus: must be from 1 to %d", VM_MAX_VCPUS);
+        return errbuf_fail(e, "vcpus: must be from 1 to %d", VM_MAX_VCPUS);
     if (!in_vcpu_range(d->sockets) || !in_vcpu_range(d->cores) || !in_vcpu_range(d->threads) ||
         (uint64_t)d->sockets * d->cores * d->threads != d->vcpus)
-        return fail(e, "vcpus: must equal sockets * cores * threads");
+        return errbuf_fail(e, "vcpus: must equal sockets * cores * threads");
     if (max < d->vcpus || max > VM_MAX_VCPUS)
-        return fail(e, "max-vcpus: must be from vcpus (%" PRIu32 ") to %d", d->vcpus, VM_MAX_VCPUS);
+        return errbuf_fail(e, "max-vcpus: must be from vcpus (%" PRIu32 ") to %d", d->vcpus, VM_MAX_VCPUS);
     if (max % (d->cores * d->threads) != 0)
-        return fail(e, "max-vcpus: must be a multiple of cores * threads (%" PRIu32 ")",
+        return errbuf_fail(e, "max-vcpus: must be a multiple of cores * threads (%" PRIu32 ")",
                     d->cores * d->threads);
     return 0;
 }
@@ -809,12 +793,12 @@ static int validate_cpus(const vm_def *d, errbuf *e)
 static int validate_memory(const vm_def *d, errbuf *e)
 {
     if (d->memory_mib < VM_MIN_MEMORY_MIB)
-        return fail(e, "memory: " MEMORY_MSG);
+        return errbuf_fail(e, "memory: " MEMORY_MSG);
     if (d->memory_mib > VM_MAX_MEMORY_MIB)
-        return fail(e, "memory: must be at most %u MiB (16T)", VM_MAX_MEMORY_MIB);
+        return errbuf_fail(e, "memory: must be at most %u MiB (16T)", VM_MAX_MEMORY_MIB);
     if (d->max_memory_mib != 0 &&
         (d->max_memory_mib <= d->memory_mib || d->max_memory_mib > VM_MAX_MEMORY_MIB))
-        return fail(e, "max-memory: must be 0 (no memory hotplug), or more than memory (%" PRIu64
+        return errbuf_fail(e, "max-memory: must be 0 (no memory hotplug), or more than memory (%" PRIu64
                        " MiB) and at most %u MiB", d->memory_mib, VM_MAX_MEMORY_MIB);
     return 0;
 }
@@ -822,11 +806,11 @@ static int validate_memory(const vm_def *d, errbuf *e)
 static int validate_machine(const vm_def *d, errbuf *e)
 {
     if (!token_valid(d->machine, 1, VM_MODEL_MAX))
-        return fail(e, "machine: must be 1 to %d " TOKEN_CHARS, VM_MODEL_MAX);
+        return errbuf_fail(e, "machine: must be 1 to %d " TOKEN_CHARS, VM_MODEL_MAX);
     if (!token_valid(d->cpu_model, 0, VM_MODEL_MAX))
-        return fail(e, "cpu-model: must be at most %d " TOKEN_CHARS, VM_MODEL_MAX);
+        return errbuf_fail(e, "cpu-model: must be at most %d " TOKEN_CHARS, VM_MODEL_MAX);
     if ((unsigned)d->accel >= ARRAY_SIZE(accel_names))
-        return fail(e, "accel: must be \"kvm\" or \"tcg\"");
+        return errbuf_fail(e, "accel: must be \"kvm\" or \"tcg\"");
     return 0;
 }
 
@@ -835,12 +819,12 @@ static int validate_boot(const vm_def *d, errbuf *e)
     bool seen[ARRAY_SIZE(boot_names)] = {false};
 
     if (d->nboot > VM_BOOT_MAX)
-        return fail(e, "boot: at most %d devices", VM_BOOT_MAX);
+        return errbuf_fail(e, "boot: at most %d devices", VM_BOOT_MAX);
     for (size_t i = 0; i < d->nboot; i++) {
         if ((unsigned)d->boot[i] >= ARRAY_SIZE(boot_names))
-            return fail(e, BOOT_MSG);
+            return errbuf_fail(e, BOOT_MSG);
         if (seen[d->boot[i]])
-            return fail(e, "boot: \"%s\" is listed twice", boot_names[d->boot[i]]);
+            return errbuf_fail(e, "boot: \"%s\" is listed twice", boot_names[d->boot[i]]);
         seen[d->boot[i]] = true;
     }
     return 0;
@@ -853,33 +837,33 @@ static int validate_direct_boot(const vm_def *d, errbuf *e)
     const char *problem;
 
     if (d->kernel && (problem = path_problem(d->kernel)))
-        return fail(e, "kernel: %s", problem);
+        return errbuf_fail(e, "kernel: %s", problem);
     if (d->initrd && (problem = path_problem(d->initrd)))
-        return fail(e, "initrd: %s", problem);
+        return errbuf_fail(e, "initrd: %s", problem);
     if (d->cmdline && (problem = cmdline_problem(d->cmdline)))
-        return fail(e, "cmdline: %s", problem);
+        return errbuf_fail(e, "cmdline: %s", problem);
     if (d->initrd && !d->kernel)
-        return fail(e, "initrd: requires kernel");
+        return errbuf_fail(e, "initrd: requires kernel");
     if (d->cmdline && !d->kernel)
-        return fail(e, "cmdline: requires kernel");
+        return errbuf_fail(e, "cmdline: requires kernel");
     return 0;
 }
 
 static int validate_labels(const vm_def *d, errbuf *e)
 {
     if (d->nlabels > VM_LABELS_MAX)
-        return fail(e, "labels: at most %d labels", VM_LABELS_MAX);
+        return errbuf_fail(e, "labels: at most %d labels", VM_LABELS_MAX);
     for (size_t i = 0; i < d->nlabels; i++) {
         const vm_label *l = &d->labels[i];
 
         if (!l->key || !token_valid(l->key, 1, VM_LABEL_KEY_MAX))
-            return fail(e, "labels: keys must be 1 to %d " TOKEN_CHARS, VM_LABEL_KEY_MAX);
+            return errbuf_fail(e, "labels: keys must be 1 to %d " TOKEN_CHARS, VM_LABEL_KEY_MAX);
         if (!l->value || strnlen(l->value, VM_LABEL_VALUE_MAX + 1) > VM_LABEL_VALUE_MAX)
-            return fail(e, "labels.%s: must be a string of at most %d characters", l->key,
+            return errbuf_fail(e, "labels.%s: must be a string of at most %d characters", l->key,
                         VM_LABEL_VALUE_MAX);
         for (size_t j = 0; j < i; j++)
             if (strcmp(d->labels[j].key, l->key) == 0)
-                return fail(e, "labels.%s: is given twice", l->key);
+                return errbuf_fail(e, "labels.%s: is given twice", l->key);
     }
     return 0;
 }
@@ -887,9 +871,9 @@ static int validate_labels(const vm_def *d, errbuf *e)
 static int validate_misc(const vm_def *d, errbuf *e)
 {
     if (d->serial_speed != 0 && !serial_speed_valid(d->serial_speed))
-        return fail(e, SERIAL_MSG);
+        return errbuf_fail(e, SERIAL_MSG);
     if ((unsigned)d->on_crash >= ARRAY_SIZE(on_crash_names))
-        return fail(e, "on-crash: must be \"destroy\", \"restart\" or \"preserve\"");
+        return errbuf_fail(e, "on-crash: must be \"destroy\", \"restart\" or \"preserve\"");
     return 0;
 }
 
@@ -932,7 +916,7 @@ static int fill_uuid(struct json_object *obj, vm_def *d, errbuf *e)
         return 0;
     r = uuid_generate(d->uuid);
     if (r < 0)
-        fail(e, "uuid: cannot generate one: %s", strerror(-r));
+        errbuf_fail(e, "uuid: cannot generate one: %s", strerror(-r));
     return r;
 }
 
@@ -941,12 +925,12 @@ static int parse_definition(struct json_object *obj, vm_def *d, errbuf *e)
     int r;
 
     if (!json_object_is_type(obj, json_type_object))
-        return fail(e, "definition: must be a JSON object");
+        return errbuf_fail(e, "definition: must be a JSON object");
     r = parse_members(obj, d, e);
     if (r < 0)
         return r;
     if (!json_object_object_get_ex(obj, "name", NULL))
-        return fail(e, "name: is required");
+        return errbuf_fail(e, "name: is required");
     r = fill_uuid(obj, d, e);
     if (r < 0)
         return r;

@@ -1,0 +1,333 @@
+/* test_server.c: the control protocol through virtual clients: negotiation,
+ * request validation, permissions, replies to any id, events, definitions. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+#include <uv.h>
+
+#include "agent/server.h"
+#include "agent/vm.h"
+#include "tests/support/agent_fixture.h"
+
+typedef struct out {
+    struct json_object *lines;   /* every line the client received, parsed */
+} out;
+
+typedef struct fx {
+    uv_loop_t loop;
+    agent a;
+    char dir[64];
+    out admin_out, user_out;
+    client *admin, *user;
+} fx;
+
+static void sink(const char *data, size_t len, void *opaque)
+{
+    out *o = opaque;
+    char *copy = strndup(data, len);
+    struct json_object *j = json_tokener_parse(copy);
+
+    free(copy);
+    json_object_array_add(o->lines, j ? j : json_object_new_string("<not json>"));
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+
+    strcpy(f->dir, "/tmp/srv-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    uv_loop_init(&f->loop);
+    assert_int_equal(agent_fixture_init(&f->a, &f->loop, f->dir), 0);
+    f->admin_out.lines = json_object_new_array();
+    f->user_out.lines = json_object_new_array();
+    f->admin = server_connect_virtual(f->a.server, true, sink, &f->admin_out);
+    f->user = server_connect_virtual(f->a.server, false, sink, &f->user_out);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[128];
+
+    agent_fixture_free(&f->a);
+    uv_loop_close(&f->loop);
+    json_object_put(f->admin_out.lines);
+    json_object_put(f->user_out.lines);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static struct json_object *last(out *o)
+{
+    size_t n = json_object_array_length(o->lines);
+    return n ? json_object_array_get_idx(o->lines, n - 1) : NULL;
+}
+
+/* Feeds one line and returns the last line received after the loop settled. */
+static struct json_object *send_line(fx *f, client *c, out *o, const char *line)
+{
+    server_client_feed(c, line, strlen(line));
+    agent_fixture_settle(&f->a);
+    return last(o);
+}
+
+static const char *member_str(struct json_object *o, const char *a, const char *b)
+{
+    struct json_object *x, *y;
+    if (!o || !json_object_object_get_ex(o, a, &x))
+        return "";
+    if (!b)
+        return json_object_get_string(x);
+    return json_object_object_get_ex(x, b, &y) ? json_object_get_string(y) : "";
+}
+
+static void negotiate(fx *f)
+{
+    send_line(f, f->admin, &f->admin_out, "{\"execute\": \"qmp_capabilities\"}\n");
+    send_line(f, f->user, &f->user_out, "{\"execute\": \"qmp_capabilities\"}\n");
+}
+
+static void greeting_looks_like_qmp(void **state)
+{
+    fx *f = *state;
+    struct json_object *g = json_object_array_get_idx(f->admin_out.lines, 0), *qmp, *caps;
+
+    assert_true(json_object_object_get_ex(g, "QMP", &qmp));
+    assert_true(json_object_object_get_ex(qmp, "capabilities", &caps));
+    assert_true(json_object_is_type(caps, json_type_array));
+    assert_string_equal(member_str(qmp, "version", "package"), "agentd 0.1.0");
+}
+
+static void commands_before_negotiation_are_refused(void **state)
+{
+    fx *f = *state;
+    struct json_object *r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vms\", \"id\": 1}\n");
+
+    assert_string_equal(member_str(r, "error", "class"), "CommandNotFound");
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"qmp_capabilities\", \"id\": 2}\n");
+    assert_non_null(json_object_object_get_ex(r, "return", NULL) ? r : NULL);
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"qmp_capabilities\", \"id\": 3}\n");
+    assert_string_equal(member_str(r, "error", "class"), "CommandNotFound");
+}
+
+static void any_id_comes_back_unchanged(void **state)
+{
+    fx *f = *state;
+    struct json_object *r, *id;
+
+    negotiate(f);
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"query-vms\", \"id\": {\"tag\": [1, \"two\"]}}\n");
+    assert_true(json_object_object_get_ex(r, "id", &id));
+    assert_string_equal(json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN), "{\"tag\":[1,\"two\"]}");
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vms\"}\n");
+    assert_false(json_object_object_get_ex(r, "id", NULL));
+}
+
+static void malformed_requests_get_errors_and_the_session_goes_on(void **state)
+{
+    fx *f = *state;
+    static const struct { const char *line; const char *cls; const char *desc; } bad[] = {
+        { "not json\n", "GenericError", "JSON parse error" },
+        { "[1, 2]\n", "GenericError", "JSON parse error" },
+        { "{\"execute\": 5}\n", "GenericError", "expected" },
+        { "{\"execute\": \"query-vms\"} {}\n", "GenericError", "JSON parse error" },
+        { "{\"execute\": \"query-vms\", \"extra\": 1}\n", "GenericError", "extra" },
+        { "{\"execute\": \"query-vm\", \"arguments\": [1]}\n", "InvalidParameter", "arguments" },
+        { "{\"execute\": \"no-such\"}\n", "CommandNotFound", "The command no-such" },
+        { "{\"execute\": \"query-vm\", \"arguments\": {}}\n", "InvalidParameter", "name" },
+        { "{\"execute\": \"query-vm\", \"arguments\": {\"name\": 3}}\n", "InvalidParameter", "name" },
+        { "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"x\", \"y\": 1}}\n", "InvalidParameter", "y" },
+        { "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"ghost\"}}\n", "NotFound", "no VM" },
+        { "{\"execute\": \"query-events\", \"arguments\": {\"after\": -1}}\n", "InvalidParameter", "after" },
+    };
+
+    negotiate(f);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct json_object *r = send_line(f, f->admin, &f->admin_out, bad[i].line);
+        assert_string_equal(member_str(r, "error", "class"), bad[i].cls);
+        if (!strstr(member_str(r, "error", "desc"), bad[i].desc))
+            fail_msg("'%s': desc '%s' lacks '%s'", bad[i].line, member_str(r, "error", "desc"), bad[i].desc);
+    }
+    struct json_object *r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vms\"}\n");
+    assert_true(json_object_object_get_ex(r, "return", NULL));
+}
+
+static void non_admins_may_only_query(void **state)
+{
+    fx *f = *state;
+    struct json_object *r;
+
+    negotiate(f);
+    r = send_line(f, f->user, &f->user_out, "{\"execute\": \"query-host\"}\n");
+    assert_true(json_object_object_get_ex(r, "return", NULL));
+    static const char *const refused[] = { "vm-define", "vm-update", "vm-undefine", "vm-start",
+                                           "vm-shutdown", "vm-destroy", "vm-reset", "vm-suspend",
+                                           "vm-resume", "vm-qmp" };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char line[128];
+        snprintf(line, sizeof(line), "{\"execute\": \"%s\", \"arguments\": {\"name\": \"x\"}}\n", refused[i]);
+        r = send_line(f, f->user, &f->user_out, line);
+        assert_string_equal(member_str(r, "error", "class"), "PermissionDenied");
+    }
+}
+
+static void define_update_and_undefine_round_trip_with_events(void **state)
+{
+    fx *f = *state;
+    struct json_object *r, *v;
+    char path[256];
+
+    negotiate(f);
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"vm1\", \"vcpus\": \"2:2\", \"memory\": \"1G\"}}, \"id\": 1}\n");
+    assert_string_equal(member_str(r, "return", "name"), "vm1");
+    assert_true(json_object_object_get_ex(json_object_object_get(r, "return"), "created", &v));
+    assert_true(json_object_get_boolean(v));
+    snprintf(path, sizeof(path), "%s/vms/vm1.json", f->dir);
+    assert_int_equal(access(path, F_OK), 0);
+    /* The non-admin client saw the event too. */
+    bool seen = false;
+    for (size_t i = 0; i < json_object_array_length(f->user_out.lines); i++)
+        seen |= strcmp(member_str(json_object_array_get_idx(f->user_out.lines, i), "event", NULL), "VM_DEFINED") == 0;
+    assert_true(seen);
+
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"vm-update\", \"arguments\": {\"name\": \"vm1\", \"changes\": {\"memory\": 2048, \"labels\": {\"owner\": \"ops\"}}}}\n");
+    assert_true(json_object_object_get_ex(json_object_object_get(r, "return"), "restart-needed", &v));
+    assert_int_equal(json_object_array_length(v), 0); /* stopped: nothing waits for a restart */
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"vm1\"}}\n");
+    assert_true(json_object_object_get_ex(json_object_object_get(r, "return"), "definition", &v));
+    assert_int_equal(json_object_get_int(json_object_object_get(v, "memory")), 2048);
+    /* xCAT's "2:2" is kept as the topology it names. */
+    struct json_object *vc = json_object_object_get(v, "vcpus");
+    assert_int_equal(json_object_get_int(json_object_object_get(vc, "sockets")), 2);
+    assert_int_equal(json_object_get_int(json_object_object_get(vc, "cores")), 2);
+
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"vm-update\", \"arguments\": {\"name\": \"vm1\", \"changes\": {\"name\": \"vm2\"}}}\n");
+    assert_string_equal(member_str(r, "error", "class"), "InvalidParameter");
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"vm-update\", \"arguments\": {\"name\": \"vm1\", \"changes\": {\"memory\": -5}}}\n");
+    assert_string_equal(member_str(r, "error", "class"), "InvalidParameter");
+
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-undefine\", \"arguments\": {\"name\": \"vm1\"}}\n");
+    assert_true(json_object_object_get_ex(r, "return", NULL));
+    assert_int_equal(access(path, F_OK), -1);
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vms\"}\n");
+    assert_int_equal(json_object_array_length(json_object_object_get(r, "return")), 0);
+}
+
+static void redefining_keeps_the_uuid_and_duplicate_uuids_are_refused(void **state)
+{
+    fx *f = *state;
+    struct json_object *r;
+    char uuid[64], line[512];
+
+    negotiate(f);
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"a\"}}}\n");
+    snprintf(uuid, sizeof(uuid), "%s", member_str(r, "return", "uuid"));
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"a\", \"memory\": 1024}}}\n");
+    assert_string_equal(member_str(r, "return", "uuid"), uuid);
+    snprintf(line, sizeof(line),
+             "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"b\", \"uuid\": \"%s\"}}}\n", uuid);
+    r = send_line(f, f->admin, &f->admin_out, line);
+    assert_string_equal(member_str(r, "error", "class"), "InvalidParameter");
+    assert_non_null(strstr(member_str(r, "error", "desc"), "uuid"));
+}
+
+static void starting_with_a_missing_qemu_fails_cleanly(void **state)
+{
+    fx *f = *state;
+    struct json_object *r;
+
+    negotiate(f);
+    send_line(f, f->admin, &f->admin_out,
+              "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"a\"}}}\n");
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-start\", \"arguments\": {\"name\": \"a\"}}\n");
+    assert_string_equal(member_str(r, "error", "class"), "GenericError");
+    assert_non_null(strstr(member_str(r, "error", "desc"), "/nonexistent/qemu-system-x86_64"));
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"a\"}}\n");
+    assert_string_equal(member_str(json_object_object_get(r, "return"), "runtime", "state"), "stopped");
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-destroy\", \"arguments\": {\"name\": \"a\"}}\n");
+    assert_string_equal(member_str(r, "error", "class"), "InvalidState");
+}
+
+static void query_events_replays_what_a_client_missed(void **state)
+{
+    fx *f = *state;
+    struct json_object *r, *events, *missed;
+
+    negotiate(f);
+    for (int i = 0; i < 3; i++) {
+        char line[256];
+        snprintf(line, sizeof(line),
+                 "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"e%d\"}}}\n", i);
+        send_line(f, f->admin, &f->admin_out, line);
+    }
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-events\", \"arguments\": {\"after\": 1}}\n");
+    r = json_object_object_get(r, "return");
+    assert_true(json_object_object_get_ex(r, "events", &events));
+    assert_int_equal(json_object_array_length(events), 2);
+    assert_int_equal(json_object_get_int(json_object_object_get(json_object_array_get_idx(events, 0), "seq")), 2);
+    assert_true(json_object_object_get_ex(r, "missed", &missed));
+    assert_false(json_object_get_boolean(missed));
+    /* The ring holds 64 here: asking from 0 after 70 events says some were lost. */
+    for (int i = 0; i < 70; i++) {
+        char line[256];
+        snprintf(line, sizeof(line),
+                 "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"e0\", \"memory\": %d}}}\n", 64 + i);
+        send_line(f, f->admin, &f->admin_out, line);
+    }
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-events\"}\n");
+    assert_true(json_object_get_boolean(json_object_object_get(json_object_object_get(r, "return"), "missed")));
+}
+
+static void an_overlong_line_closes_the_client(void **state)
+{
+    fx *f = *state;
+    size_t n = (1u << 20) + 10;
+    char *big = malloc(n);
+
+    negotiate(f);
+    memset(big, 'x', n);
+    server_client_feed(f->admin, big, n);
+    agent_fixture_settle(&f->a);
+    assert_string_equal(member_str(last(&f->admin_out), "error", "class"), "GenericError");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "1 MiB"));
+    f->admin = NULL;
+    free(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(greeting_looks_like_qmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(commands_before_negotiation_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(any_id_comes_back_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(malformed_requests_get_errors_and_the_session_goes_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(non_admins_may_only_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(define_update_and_undefine_round_trip_with_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(redefining_keeps_the_uuid_and_duplicate_uuids_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(starting_with_a_missing_qemu_fails_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(query_events_replays_what_a_client_missed, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_overlong_line_closes_the_client, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
