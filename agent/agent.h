@@ -32,6 +32,7 @@ typedef struct agent {
     char run_vms_dir[PATH_MAX];   /* RUN/vms: per-VM sockets and runtime records */
     int lock_fd;                  /* flock on STATE/agentd.lock: one agent per state dir */
     event_log *events;
+    int64_t epoch;                /* this run's start, in microseconds: event numbers restart with it */
     server *server;
     vm *vms;                      /* singly linked, in definition order */
     bool stopping;

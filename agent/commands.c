@@ -259,6 +259,7 @@ static void cmd_query_events(request *r, struct json_object *args)
     json_object_object_add(o, "events", event_log_since(l, (uint64_t)after, &missed));
     json_object_object_add(o, "last-seq", json_object_new_int64((int64_t)event_log_last_seq(l)));
     json_object_object_add(o, "missed", json_object_new_boolean(missed));
+    json_object_object_add(o, "epoch", json_object_new_int64(request_agent(r)->epoch));
     request_ok(r, o);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -281,6 +282,14 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     close_signal(&sig_int);
 }
 
+static int64_t epoch_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int daemonize(void)
 {
     pid_t pid = fork();
@@ -341,6 +350,7 @@ int main(int argc, char **argv)
         return 1;
     probe_host(&a);
     a.events = event_log_new(EVENT_RING, event_to_clients, &a);
+    a.epoch = epoch_now();
     load_definitions(&a);
     if ((r = server_start(&a, &a.server, err, sizeof(err))) < 0) {
         log_err("%s", err);

@@ -496,6 +496,7 @@ static void send_greeting(client *c)
     json_object_object_add(q, "capabilities", json_object_new_array());
     json_object_object_add(me, "host", json_object_new_string(a->hostname));
     json_object_object_add(me, "pid", json_object_new_int((int)getpid()));
+    json_object_object_add(me, "epoch", json_object_new_int64(a->epoch));
     json_object_object_add(q, "agentd", me);
     json_object_object_add(g, "QMP", q);
     client_send_json(c, g);

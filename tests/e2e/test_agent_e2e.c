@@ -83,6 +83,11 @@ static int setup_group_socket(void **state)
     return setup_with(state, "socket-group = nogroup\n");
 }
 
+static int setup_qemu_user(void **state)
+{
+    return setup_with(state, "qemu-user = nobody\n");
+}
+
 static int teardown(void **state)
 {
     t *x = *state;
@@ -433,6 +438,29 @@ static void hung_qemu_slows_only_its_own_vm(void **state)
     (void)reply;
 }
 
+static void qemu_runs_as_the_configured_user(void **state)
+{
+    t *x = *state;
+    char path[64], line[256];
+    int uid = -1;
+
+    define(x, bare_def("u1", NULL));
+    vm_cmd(x, "vm-start", "u1");
+    vm_info i = query(x, "u1");
+    snprintf(path, sizeof(path), "/proc/%d/status", i.pid);
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Uid: %*d %d", &uid) == 1)
+            break;
+    fclose(f);
+    assert_int_equal(uid, 65534);
+    /* Still fully managed after dropping privileges. */
+    json_object_put(call_ok(x, "vm-qmp", "{\"name\": \"u1\", \"command\": \"query-status\"}"));
+    vm_cmd(x, "vm-destroy", "u1");
+    assert_int_equal(count_qemu_with_uuid(i.uuid, NULL), 0);
+}
+
 /* ---- access and input ---------------------------------------------------------- */
 
 static void non_admin_may_query_but_not_change(void **state)
@@ -592,6 +620,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(on_crash_restart_starts_a_new_qemu, setup, teardown),
         cmocka_unit_test_setup_teardown(racing_starts_make_one_qemu, setup, teardown),
         cmocka_unit_test_setup_teardown(hung_qemu_slows_only_its_own_vm, setup_fast_qmp_timeout, teardown),
+        cmocka_unit_test_setup_teardown(qemu_runs_as_the_configured_user, setup_qemu_user, teardown),
         cmocka_unit_test_setup_teardown(non_admin_may_query_but_not_change, setup_group_socket, teardown),
         cmocka_unit_test_setup_teardown(bad_definitions_are_refused_naming_the_field, setup, teardown),
         cmocka_unit_test_setup_teardown(two_megabyte_line_is_refused_and_the_agent_lives, setup, teardown),

@@ -36,6 +36,7 @@ int agent_fixture_init(agent *a, uv_loop_t *loop, const char *dir)
     snprintf(a->hostname, sizeof(a->hostname), "fixture");
     snprintf(a->qemu_version_str, sizeof(a->qemu_version_str), "7.2.0");
     a->qemu_version = 70200;
+    a->epoch = 1;
     snprintf(a->vms_dir, sizeof(a->vms_dir), "%s/vms", dir);
     snprintf(a->logs_dir, sizeof(a->logs_dir), "%s/logs", dir);
     snprintf(a->run_vms_dir, sizeof(a->run_vms_dir), "%s/run", dir);
