@@ -276,7 +276,10 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     while (a->vms) {
         vm *v = a->vms;
         a->vms = v->next;
-        vm_free(v);
+        /* Thread-pool work still refers to this VM: let it finish and leak
+         * the little it holds rather than free it under that work. */
+        if (v->pending_io == 0)
+            vm_free(v);
     }
     close_signal(&sig_term);
     close_signal(&sig_int);

@@ -160,6 +160,7 @@ struct statefile_writer {
     bool busy;
     bool orphaned;
     bool dispatching;   /* running callbacks: a free must wait until they return */
+    waiter *dispatch;   /* the callbacks not yet run, while dispatching */
     int status;
     batch inflight;
     batch next;
@@ -216,12 +217,13 @@ static void after_write(uv_work_t *req, int status)
     if (w->has_next)
         start_next(w);
     w->dispatching = true;
-    while (list) {
-        waiter *n = list->next;
-        if (list->cb)
-            list->cb(result, list->opaque);
-        free(list);
-        list = n;
+    w->dispatch = list;
+    while (w->dispatch) {
+        waiter *cur = w->dispatch;
+        w->dispatch = cur->next;
+        if (cur->cb && !w->orphaned)
+            cur->cb(result, cur->opaque);
+        free(cur);
     }
     w->dispatching = false;
     if (w->orphaned && !w->busy)
@@ -267,10 +269,20 @@ int statefile_writer_put(statefile_writer *w, const char *data, size_t len, stat
     return 0;
 }
 
+static void forget_callbacks(waiter *list)
+{
+    for (; list; list = list->next)
+        list->cb = NULL;
+}
+
+/* The owner is going away, so no callback may reach it any more; the data
+ * already put is still written. */
 void statefile_writer_free(statefile_writer *w)
 {
     if (!w)
         return;
+    forget_callbacks(w->inflight.waiters);
+    forget_callbacks(w->next.waiters);
     if (w->busy || w->has_next || w->dispatching) {
         w->orphaned = true;
         return;

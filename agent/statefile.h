@@ -27,7 +27,8 @@ int statefile_mkdir_p(const char *path, mode_t mode);
 statefile_writer *statefile_writer_new(uv_loop_t *loop, const char *path, mode_t mode);
 /* Queues data (copied; NULL removes the file). cb may be NULL. */
 int statefile_writer_put(statefile_writer *w, const char *data, size_t len, statefile_cb cb, void *opaque);
-/* Frees now, or after the write in flight ends; pending callbacks still run. */
+/* Frees now, or after the write in flight ends. Data already put is still
+ * written, but no callback runs after this. */
 void statefile_writer_free(statefile_writer *w);
 
 #endif

@@ -216,27 +216,33 @@ static void settle_after_exit(vm *v, struct json_object *info, bool quick_exit)
     }
 }
 
-static void after_log_tail(uv_work_t *req, int status)
+/* Everything after QEMU's end, once the log tail (if any) was read. */
+static void finish_exit(vm *v, int wstatus, const char *tail)
 {
-    exit_work *w = (exit_work *)req;
-    vm *v = w->v;
-    struct json_object *info = json_object_new_object(), *es = exit_status_json(w->status);
+    struct json_object *info = json_object_new_object(), *es = exit_status_json(wstatus);
     bool quick = crash_loop(v);
 
-    v->pending_io--;
     json_object_put(v->last_exit);
     v->last_exit = json_object_new_object();
     json_object_object_add(v->last_exit, "exit-status", es ? json_object_get(es) : NULL);
-    json_object_object_add(v->last_exit, "log-tail", json_object_new_string(w->tail ? w->tail : ""));
+    json_object_object_add(v->last_exit, "log-tail", json_object_new_string(tail ? tail : ""));
     json_object_object_add(info, "exit-status", es);
-    json_object_object_add(info, "log-tail", json_object_new_string(w->tail ? w->tail : ""));
-    free(w->tail);
-    free(w);
+    json_object_object_add(info, "log-tail", json_object_new_string(tail ? tail : ""));
     memset(&v->proc, 0, sizeof(v->proc));
     v->proc.pidfd = -1;
     v->unresponsive = false;
     statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
     settle_after_exit(v, info, quick);
+}
+
+static void after_log_tail(uv_work_t *req, int status)
+{
+    exit_work *w = (exit_work *)req;
+
+    w->v->pending_io--;
+    finish_exit(w->v, w->status, w->tail);
+    free(w->tail);
+    free(w);
 }
 
 static void free_watch(uv_handle_t *h)
@@ -259,7 +265,7 @@ static void on_process_exit(uv_poll_t *h, int status, int events)
     vm_close_qmp(v);
     log_info("vm %s: QEMU (pid %d) ended", v->def.name, v->proc.pid);
     if (!w) {
-        after_log_tail(NULL, 0);
+        finish_exit(v, wstatus, NULL);
         return;
     }
     w->v = v;
