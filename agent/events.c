@@ -1,4 +1,8 @@
-/* events.c: a fixed ring of the most recent events. */
+/* events.c: a fixed ring of the most recent events.
+ *
+ * The ring keeps each event as its protocol line, not as a json-c object: a
+ * line is a few hundred bytes where the object tree is several KiB, and only
+ * query-events, which is rare, needs them parsed again. */
 #include "events.h"
 
 #include <stdlib.h>
@@ -8,7 +12,7 @@
 #include <json-c/json.h>
 
 struct event_log {
-    struct json_object **ring;  /* the full event objects, oldest at head */
+    char **ring;                /* the event lines (no '\n'), oldest at head */
     size_t cap, head, count;
     uint64_t last_seq;
     event_sink sink;
@@ -34,7 +38,7 @@ void event_log_free(event_log *l)
     if (!l)
         return;
     for (size_t i = 0; i < l->count; i++)
-        json_object_put(l->ring[(l->head + i) % l->cap]);
+        free(l->ring[(l->head + i) % l->cap]);
     free(l->ring);
     free(l);
 }
@@ -50,10 +54,10 @@ static struct json_object *timestamp_now(void)
     return ts;
 }
 
-static void keep(event_log *l, struct json_object *ev)
+static void keep(event_log *l, char *ev)
 {
     if (l->count == l->cap) {
-        json_object_put(l->ring[l->head]);
+        free(l->ring[l->head]);
         l->head = (l->head + 1) % l->cap;
         l->count--;
     }
@@ -65,25 +69,25 @@ uint64_t event_emit(event_log *l, const char *name, struct json_object *data)
 {
     struct json_object *ev = json_object_new_object();
     uint64_t seq = ++l->last_seq;
+    size_t len;
 
     json_object_object_add(ev, "event", json_object_new_string(name));
     json_object_object_add(ev, "data", data ? data : json_object_new_object());
     json_object_object_add(ev, "timestamp", timestamp_now());
     json_object_object_add(ev, "seq", json_object_new_int64((int64_t)seq));
-    if (l->sink) {
-        size_t len;
-        const char *s = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN, &len);
-        /* The sink wants the line with its terminator; json-c's buffer has room
-         * only for the NUL, so build the line once here. */
-        char *line = malloc(len + 1);
-        if (line) {
-            memcpy(line, s, len);
-            line[len] = '\n';
+    const char *s = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN, &len);
+    /* One allocation serves the sink (with '\n') and the ring (without). */
+    char *line = malloc(len + 2);
+    if (line) {
+        memcpy(line, s, len);
+        line[len] = '\n';
+        line[len + 1] = '\0';
+        if (l->sink)
             l->sink(line, len + 1, l->opaque);
-            free(line);
-        }
+        line[len] = '\0';
+        keep(l, line);
     }
-    keep(l, ev);
+    json_object_put(ev);
     return seq;
 }
 
@@ -95,9 +99,11 @@ struct json_object *event_log_since(const event_log *l, uint64_t after, bool *re
     if (ret_missed)
         *ret_missed = l->count > 0 ? after + 1 < first : after < l->last_seq;
     for (size_t i = 0; i < l->count; i++) {
-        struct json_object *ev = l->ring[(l->head + i) % l->cap];
-        if (first + i > after)
-            json_object_array_add(arr, json_object_get(ev));
+        if (first + i <= after)
+            continue;
+        struct json_object *ev = json_tokener_parse(l->ring[(l->head + i) % l->cap]);
+        if (ev)
+            json_object_array_add(arr, ev);
     }
     return arr;
 }

@@ -1,0 +1,101 @@
+/* storage.h: the image layer: qcow2 (v2 and v3) and raw images, opened as
+ * backing chains with every on-disk field validated before it is trusted.
+ *
+ * Knows nothing of VMs. Formats are never guessed: the caller names the top
+ * image's format and each qcow2 image names its backing file's format.
+ * Backing files must resolve inside one of the caller's root directories
+ * (the storage pools). Functions return 0 or a negative errno; where an
+ * error needs words, they go into the caller's err buffer. The library never
+ * prints.
+ *
+ * This header holds the read side (open, describe, map, read). Writing
+ * (create, overlay, copy, rebase, resize, check) and the io_uring copy engine
+ * build on it. */
+#ifndef AGENTD_STORAGE_H
+#define AGENTD_STORAGE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IMG_MAX_CHAIN 16
+#define IMG_BACKING_NAME_MAX 1023
+
+typedef enum img_format {
+    IMG_FORMAT_RAW,
+    IMG_FORMAT_QCOW2,
+} img_format;
+
+const char *img_format_name(img_format f);
+/* "raw" or "qcow2"; -EINVAL otherwise. */
+int img_format_parse(const char *s, img_format *ret);
+
+typedef struct img_open_options {
+    /* Backing files must resolve (after symlinks) inside one of these
+     * directories; NULL-terminated. NULL refuses every backing file. */
+    const char *const *roots;
+    bool writable;          /* the top image read-write: refused if marked corrupt */
+    unsigned max_depth;     /* 0: IMG_MAX_CHAIN */
+} img_open_options;
+
+/* An opened chain: layer 0 is the image named, each next layer its backing. */
+typedef struct img img;
+
+int img_open(const char *path, img_format format, const img_open_options *o, img **ret,
+             char *err, size_t errlen);
+void img_close(img *i);
+
+typedef struct img_layer_info {
+    char path[PATH_MAX];            /* as resolved */
+    img_format format;
+    int version;                    /* qcow2: 2 or 3; raw: 0 */
+    uint64_t virtual_size;
+    uint64_t file_size;             /* bytes the file takes on disk (st_blocks * 512) */
+    uint32_t cluster_size;          /* qcow2 only */
+    uint32_t refcount_bits;         /* qcow2 only */
+    bool dirty;                     /* v3 dirty bit: refcounts may be stale */
+    bool corrupt;                   /* v3 corrupt bit */
+    bool lazy_refcounts;
+    bool has_backing;
+    char backing_file[IMG_BACKING_NAME_MAX + 1];  /* as written in the image */
+    img_format backing_format;
+} img_layer_info;
+
+size_t img_depth(const img *i);                    /* number of layers, >= 1 */
+uint64_t img_virtual_size(const img *i);           /* of layer 0 */
+int img_layer_info_get(const img *i, size_t layer, img_layer_info *ret);
+
+typedef enum img_extent_kind {
+    IMG_EXTENT_DATA,         /* stored uncompressed in `layer`, at host_offset */
+    IMG_EXTENT_COMPRESSED,   /* one compressed cluster in `layer` */
+    IMG_EXTENT_ZERO,         /* reads as zeros: a zero cluster, or past a shorter backing */
+    IMG_EXTENT_UNALLOCATED,  /* allocated nowhere in the chain (reads as zeros) */
+} img_extent_kind;
+
+typedef struct img_extent {
+    uint64_t offset;         /* guest offset, = the offset asked for */
+    uint64_t length;         /* > 0 */
+    img_extent_kind kind;
+    unsigned layer;          /* DATA, COMPRESSED, ZERO from a zero cluster: where;
+                              * ZERO past a shorter backing: the layer whose backing
+                              * is shorter; UNALLOCATED: the last layer */
+    uint64_t host_offset;    /* DATA: file offset of the first byte */
+} img_extent;
+
+/* The longest run starting at offset (at most len bytes) that is one kind
+ * from one layer, with contiguous host offsets for DATA. offset < size.
+ * A run may end early, and the next call continues it: each call examines a
+ * bounded number of table entries, and an invalid entry ends the run before
+ * it. -EIO when the run would start on an invalid entry (an L2 entry with
+ * reserved bits, unaligned, or pointing outside the file). */
+int img_map(img *i, uint64_t offset, uint64_t len, img_extent *ret);
+
+/* Reads guest bytes through the chain with blocking I/O: for open-time
+ * checks, tests and small reads. Bulk copies use the io_uring engine.
+ * -EINVAL past the virtual size; -EIO for invalid entries, data missing from
+ * the file, or a compressed cluster that does not inflate.
+ * An img caches tables and is not safe to use from two threads at once. */
+int img_read(img *i, uint64_t offset, void *buf, size_t len);
+
+#endif
