@@ -36,7 +36,14 @@ typedef struct agent {
     server *server;
     vm *vms;                      /* singly linked, in definition order */
     bool stopping;
+    /* query-vms answered from this text until a VM changes: management nodes
+     * poll it, and building 50 summaries per call dominated its cost. */
+    char *vms_reply;
+    size_t vms_reply_len;
 } agent;
+
+/* Something query-vms reports changed. */
+void agent_vms_changed(agent *a);
 
 /* The QEMU host settings, from the agent's. */
 static inline void agent_qemu_host(const agent *a, qemu_host *ret)

@@ -267,12 +267,26 @@ static void cmd_query_events(request *r, struct json_object *args)
 
 static void cmd_query_vms(request *r, struct json_object *args)
 {
-    struct json_object *arr = json_object_new_array();
+    agent *a = request_agent(r);
 
-    for (vm *v = request_agent(r)->vms; v; v = v->next)
-        if (!v->undefined)
-            json_object_array_add(arr, vm_summary_json(v));
-    request_ok(r, arr);
+    if (!a->vms_reply) {
+        struct json_object *arr = json_object_new_array();
+        size_t len;
+        for (vm *v = a->vms; v; v = v->next)
+            if (!v->undefined)
+                json_object_array_add(arr, vm_summary_json(v));
+        const char *text = json_object_to_json_string_length(arr, JSON_C_TO_STRING_PLAIN, &len);
+        if ((a->vms_reply = malloc(len + 1))) {
+            memcpy(a->vms_reply, text, len + 1);
+            a->vms_reply_len = len;
+        }
+        if (!a->vms_reply) {
+            request_ok(r, arr);
+            return;
+        }
+        json_object_put(arr);
+    }
+    request_ok_text(r, a->vms_reply, a->vms_reply_len);
 }
 
 static void cmd_query_vm(request *r, struct json_object *args)
@@ -405,6 +419,7 @@ static void on_defined(vm *v, const vm_result *res, void *opaque)
     json_object_object_add(ev, "vm", json_object_new_string(v->def.name));
     json_object_object_add(ev, "uuid", json_object_new_string(v->def.uuid));
     json_object_object_add(ev, "created", json_object_new_boolean(d->created));
+    agent_vms_changed(a);
     event_emit(a->events, "VM_DEFINED", ev);
     log_info("vm %s: %s", v->def.name, d->created ? "defined" : "definition replaced");
     request_ok(d->r, o);
@@ -548,6 +563,7 @@ static void on_updated(vm *v, const vm_result *res, void *opaque)
         request_error(u->r, res->err_class, "%s", res->err_desc);
     } else {
         struct json_object *o = json_object_new_object();
+        agent_vms_changed(v->agent);
         vmdef_free(&u->old);
         json_object_object_add(o, "restart-needed", u->restart);
         request_ok(u->r, o);
@@ -626,6 +642,8 @@ static void on_undefined(int status, void *opaque)
 
     if (status < 0) {
         v->job = VM_JOB_NONE;
+        v->undefined = false;
+        agent_vms_changed(a);
         request_error(u->r, "GenericError", "removing %s: %s", v->def_path, strerror(-status));
         free(u);
         return;
@@ -633,6 +651,7 @@ static void on_undefined(int status, void *opaque)
     struct json_object *ev = json_object_new_object();
     json_object_object_add(ev, "vm", json_object_new_string(v->def.name));
     event_emit(a->events, "VM_UNDEFINED", ev);
+    agent_vms_changed(a);
     log_info("vm %s: undefined", v->def.name);
     rmdir(v->run_dir);
     unlink_vm(a, v);
@@ -665,6 +684,7 @@ static void cmd_vm_undefine(request *r, struct json_object *args)
     }
     *u = (undefine_ctx){ r, v };
     v->undefined = true;
+    agent_vms_changed(v->agent);
     statefile_writer_put(v->def_file, NULL, 0, on_undefined, u);
 }
 

@@ -368,6 +368,7 @@ int main(int argc, char **argv)
     log_info("listening on %s", a.cfg.socket_path);
     uv_run(a.loop, UV_RUN_DEFAULT);
     event_log_free(a.events);
+    agent_vms_changed(&a);
     uv_loop_close(a.loop);
     config_free(&a.cfg);
     return 0;

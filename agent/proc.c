@@ -18,16 +18,19 @@
 
 extern char **environ;
 
-static int spawn_file_actions(posix_spawn_file_actions_t *fa, const char *log_path)
+static int spawn_file_actions(posix_spawn_file_actions_t *fa, const char *log_path, int pass_fd)
 {
     int r = posix_spawn_file_actions_init(fa);
 
     if (r)
         return -r;
+    /* dup2 onto a different number clears close-on-exec; the caller makes
+     * sure pass_fd is not already PROC_PASSED_FD. */
     if ((r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0)) ||
         (r = posix_spawn_file_actions_addopen(fa, STDOUT_FILENO, log_path,
                                                O_WRONLY | O_CREAT | O_APPEND, 0640)) ||
-        (r = posix_spawn_file_actions_adddup2(fa, STDOUT_FILENO, STDERR_FILENO))) {
+        (r = posix_spawn_file_actions_adddup2(fa, STDOUT_FILENO, STDERR_FILENO)) ||
+        (pass_fd >= 0 && (r = posix_spawn_file_actions_adddup2(fa, pass_fd, PROC_PASSED_FD)))) {
         posix_spawn_file_actions_destroy(fa);
         return -r;
     }
@@ -56,14 +59,16 @@ static int spawn_attrs(posix_spawnattr_t *at)
     return 0;
 }
 
-int proc_spawn(char *const argv[], const char *log_path, pid_t *ret_pid)
+int proc_spawn(char *const argv[], const char *log_path, int pass_fd, pid_t *ret_pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     pid_t pid;
     int r;
 
-    if ((r = spawn_file_actions(&fa, log_path)) < 0)
+    if (pass_fd == PROC_PASSED_FD)
+        return -EINVAL;
+    if ((r = spawn_file_actions(&fa, log_path, pass_fd)) < 0)
         return r;
     if ((r = spawn_attrs(&at)) < 0) {
         posix_spawn_file_actions_destroy(&fa);

@@ -12,8 +12,12 @@
 #include <sys/types.h>
 
 /* posix_spawn in a new session; stdin from /dev/null, stdout and stderr
- * appended to log_path. Returns -errno, including exec failures. */
-int proc_spawn(char *const argv[], const char *log_path, pid_t *ret_pid);
+ * appended to log_path; pass_fd (>= 0) becomes fd 3 in the child. Returns
+ * -errno, including exec failures. Blocks until the child has exec'd: call
+ * it off the event loop. */
+int proc_spawn(char *const argv[], const char *log_path, int pass_fd, pid_t *ret_pid);
+/* The fd number a passed descriptor gets in the child. */
+#define PROC_PASSED_FD 3
 int proc_pidfd_open(pid_t pid, int *ret_fd);
 /* Signals through the pidfd, so a recycled PID can never receive it. */
 int proc_pidfd_signal(int pidfd, int sig);

@@ -207,7 +207,9 @@ static void push_monitor(argv_buf *b, const qemu_paths *paths)
     char *qmp = escape_commas(paths->qmp_socket);
 
     push(b, "-chardev");
-    if (qmp)
+    if (paths->qmp_fd > 2)
+        pushf(b, "socket,id=qmp,fd=%d,server=on,wait=off", paths->qmp_fd);
+    else if (qmp)
         pushf(b, "socket,id=qmp,path=%s,server=on,wait=off", qmp);
     else
         push_owned(b, NULL);

@@ -17,6 +17,10 @@ typedef struct qemu_host {
 
 typedef struct qemu_paths {
     const char *qmp_socket;   /* QEMU listens here for the agent's QMP client */
+    /* When > 2: a socket already listening on qmp_socket that QEMU inherits
+     * as this fd number, so the agent can connect before QEMU is up; 0: QEMU
+     * binds qmp_socket itself. */
+    int qmp_fd;
     const char *serial_socket;/* the serial console chardev */
     const char *console_log;  /* everything the guest prints on its serial port */
     const char *pidfile;

@@ -214,6 +214,27 @@ void request_ok(request *r, struct json_object *ret)
     request_send(r, "return", ret ? ret : json_object_new_object());
 }
 
+void request_ok_text(request *r, const char *json, size_t len)
+{
+    const char *id = r->id ? json_object_to_json_string_ext(r->id, JSON_C_TO_STRING_PLAIN) : NULL;
+    size_t idlen = id ? strlen(id) : 0;
+    char *line = malloc(len + idlen + 32);
+
+    if (line && r->client) {
+        size_t n = 0;
+        memcpy(line + n, "{\"return\":", 10), n += 10;
+        memcpy(line + n, json, len), n += len;
+        if (id) {
+            memcpy(line + n, ",\"id\":", 6), n += 6;
+            memcpy(line + n, id, idlen), n += idlen;
+        }
+        memcpy(line + n, "}\n", 2), n += 2;
+        client_send(r->client, line, n);
+    }
+    free(line);
+    request_free(r);
+}
+
 static struct json_object *error_body(const char *err_class, const char *desc)
 {
     struct json_object *err = json_object_new_object();

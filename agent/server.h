@@ -40,6 +40,8 @@ agent *request_agent(const request *r);
 bool request_is_admin(const request *r);
 /* Finishes the request with a return value (ownership taken; NULL means {}). */
 void request_ok(request *r, struct json_object *ret);
+/* Finishes the request with a return value given as JSON text. */
+void request_ok_text(request *r, const char *json, size_t len);
 void request_error(request *r, const char *err_class, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -135,6 +135,13 @@ void vm_free(vm *v)
 
 /* ---- state ------------------------------------------------------------- */
 
+void agent_vms_changed(agent *a)
+{
+    free(a->vms_reply);
+    a->vms_reply = NULL;
+    a->vms_reply_len = 0;
+}
+
 void vm_set_state(vm *v, vm_state state, const char *reason, struct json_object *extra)
 {
     const char *prev = vm_state_name(v);
@@ -142,6 +149,7 @@ void vm_set_state(vm *v, vm_state state, const char *reason, struct json_object 
 
     v->state = state;
     v->reason = reason;
+    agent_vms_changed(v->agent);
     json_object_object_add(data, "vm", json_object_new_string(v->def.name));
     json_object_object_add(data, "state", json_object_new_string(vm_state_name(v)));
     json_object_object_add(data, "previous", json_object_new_string(prev));

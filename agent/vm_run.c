@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,38 +357,131 @@ static void on_status_read(qmp_client *c, const qmp_reply *r, void *opaque)
     v->adopting = false;
 }
 
+/* The agent binds and listens on the QMP socket itself and hands it to QEMU:
+ * the QMP client connects at once and the greeting arrives as soon as QEMU
+ * is ready, with no retry polling for the socket to appear. */
+static int listen_qmp(vm *v, int *ret_fd)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd, high;
+
+    if (strlen(v->qmp_path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, v->qmp_path, strlen(v->qmp_path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    /* Never fd 3 itself, so the child's dup2 onto 3 clears close-on-exec. */
+    high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    if (high < 0)
+        return -errno;
+    *ret_fd = high;
+    return 0;
+}
+
+typedef struct spawn_work {
+    uv_work_t req;
+    vm *v;
+    char **argv;
+    int qmp_fd;
+    pid_t pid;
+    int status;
+} spawn_work;
+
+/* posix_spawn waits until the child has exec'd, tens of milliseconds for
+ * QEMU on a loaded host: on the thread pool, never on the loop. */
+static void run_spawn(uv_work_t *req)
+{
+    spawn_work *w = (spawn_work *)req;
+
+    w->status = proc_spawn(w->argv, w->v->qemu_log, w->qmp_fd, &w->pid);
+}
+
+static int track_spawned(vm *v, pid_t pid)
+{
+    int r;
+
+    v->proc.pid = pid;
+    v->proc.is_child = true;
+    v->proc.started_at = time(NULL);
+    if ((r = proc_pidfd_open(pid, &v->proc.pidfd)) < 0 || (r = watch_process(v)) < 0) {
+        kill(pid, SIGKILL);
+        return r;
+    }
+    proc_start_ticks(pid, &v->proc.start_ticks);
+    return 0;
+}
+
+static void after_spawn(uv_work_t *req, int status)
+{
+    spawn_work *w = (spawn_work *)req;
+    vm *v = w->v;
+    int r = status < 0 ? status : w->status;
+
+    v->pending_io--;
+    close(w->qmp_fd);
+    qemu_argv_free(w->argv);
+    if (r == 0 && (r = track_spawned(v, w->pid)) < 0)
+        log_err("vm %s: cannot watch QEMU pid %d: %s", v->def.name, w->pid, strerror(-r));
+    free(w);
+    if (r < 0) {
+        v->proc.pid = 0;
+        vm_job_finish_error(v, "GenericError", "launching %s: %s", v->agent->cfg.qemu_binary,
+                            strerror(-r));
+        return;
+    }
+    vm_set_state(v, VM_STARTING, v->start_reason, NULL);
+    vm_write_runtime(v);
+    vm_connect_qmp(v, v->agent->cfg.start_timeout_ms);
+}
+
+/* Everything that can fail fast is checked here, on the loop; the spawn
+ * itself is queued. */
 static int launch(vm *v, char *err, size_t errlen)
 {
     qemu_host host;
-    qemu_paths paths = { v->qmp_path, v->serial_path, v->console_log, v->pidfile };
-    char **argv = NULL;
+    qemu_paths paths = { .qmp_socket = v->qmp_path, .qmp_fd = PROC_PASSED_FD,
+                         .serial_socket = v->serial_path, .console_log = v->console_log,
+                         .pidfile = v->pidfile };
+    spawn_work *w = calloc(1, sizeof(*w));
     int r;
 
+    if (!w)
+        return -ENOMEM;
     agent_qemu_host(v->agent, &host);
     if ((r = statefile_mkdir_p(v->run_dir, 0750)) < 0) {
         snprintf(err, errlen, "creating %s: %s", v->run_dir, strerror(-r));
-        return r;
+        goto fail;
     }
-    /* A socket left by a dead QEMU would make QEMU fail to bind. */
+    /* Sockets left by a dead QEMU would make the binds fail. */
     unlink(v->qmp_path);
     unlink(v->serial_path);
-    if ((r = qemu_argv_build(&v->def, &host, &paths, &argv, err, errlen)) < 0)
-        return r;
-    r = proc_spawn(argv, v->qemu_log, &v->proc.pid);
-    qemu_argv_free(argv);
-    if (r < 0) {
-        snprintf(err, errlen, "launching %s: %s", host.binary, strerror(-r));
-        return r;
+    if ((r = qemu_argv_build(&v->def, &host, &paths, &w->argv, err, errlen)) < 0)
+        goto fail;
+    if ((r = listen_qmp(v, &w->qmp_fd)) < 0) {
+        snprintf(err, errlen, "QMP socket %s: %s", v->qmp_path, strerror(-r));
+        qemu_argv_free(w->argv);
+        goto fail;
     }
-    v->proc.is_child = true;
-    v->proc.started_at = time(NULL);
-    if ((r = proc_pidfd_open(v->proc.pid, &v->proc.pidfd)) < 0 || (r = watch_process(v)) < 0) {
-        snprintf(err, errlen, "watching QEMU: %s", strerror(-r));
-        kill(v->proc.pid, SIGKILL);
-        return r;
+    w->v = v;
+    v->pending_io++;
+    if ((r = uv_queue_work(v->agent->loop, &w->req, run_spawn, after_spawn)) < 0) {
+        v->pending_io--;
+        close(w->qmp_fd);
+        qemu_argv_free(w->argv);
+        snprintf(err, errlen, "queueing the launch: %s", uv_strerror(r));
+        goto fail;
     }
-    proc_start_ticks(v->proc.pid, &v->proc.start_ticks);
     return 0;
+fail:
+    free(w);
+    return r;
 }
 
 int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque, vm_result *res)
@@ -399,19 +495,16 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
     if (!vm_job_begin(v, VM_JOB_START, cb, opaque, res))
         return -1;
     v->job_force = paused;
+    v->start_reason = reason;
     v->exit_expected = false;
     v->guest_shutdown = false;
     if (strcmp(reason, "on-crash") != 0)
         v->crash_restarts = 0;
     if (launch(v, err, sizeof(err)) < 0) {
         v->job = VM_JOB_NONE;
-        v->proc.pid = 0;
         vm_refuse(res, "GenericError", "%s", err);
         return -1;
     }
-    vm_set_state(v, VM_STARTING, reason, NULL);
-    vm_write_runtime(v);
-    vm_connect_qmp(v, v->agent->cfg.start_timeout_ms);
     return 0;
 }
 

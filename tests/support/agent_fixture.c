@@ -65,5 +65,6 @@ void agent_fixture_free(agent *a)
     }
     uv_run(a->loop, UV_RUN_DEFAULT);
     event_log_free(a->events);
+    agent_vms_changed(a);
     config_free(&a->cfg);
 }

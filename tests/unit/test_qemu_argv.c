@@ -265,13 +265,13 @@ static void a_path_with_a_newline_or_none_is_refused_naming_the_path(void **stat
         qemu_paths paths;
         const char *field;
     } cases[] = {
-        {{NEWLINE_PATH, "/s", "/l", "/p"}, "paths.qmp_socket"},
-        {{"/q", NEWLINE_PATH, "/l", "/p"}, "paths.serial_socket"},
-        {{"/q", "/s", NEWLINE_PATH, "/p"}, "paths.console_log"},
-        {{"/q", "/s", "/l", NEWLINE_PATH}, "paths.pidfile"},
-        {{NULL, "/s", "/l", "/p"}, "paths.qmp_socket"},
-        {{"/q", "/s", "", "/p"}, "paths.console_log"},
-        {{"/q", "/s", "/l", NULL}, "paths.pidfile"},
+        {{.qmp_socket = NEWLINE_PATH, .serial_socket = "/s", .console_log = "/l", .pidfile = "/p"}, "paths.qmp_socket"},
+        {{.qmp_socket = "/q", .serial_socket = NEWLINE_PATH, .console_log = "/l", .pidfile = "/p"}, "paths.serial_socket"},
+        {{.qmp_socket = "/q", .serial_socket = "/s", .console_log = NEWLINE_PATH, .pidfile = "/p"}, "paths.console_log"},
+        {{.qmp_socket = "/q", .serial_socket = "/s", .console_log = "/l", .pidfile = NEWLINE_PATH}, "paths.pidfile"},
+        {{.qmp_socket = NULL, .serial_socket = "/s", .console_log = "/l", .pidfile = "/p"}, "paths.qmp_socket"},
+        {{.qmp_socket = "/q", .serial_socket = "/s", .console_log = "", .pidfile = "/p"}, "paths.console_log"},
+        {{.qmp_socket = "/q", .serial_socket = "/s", .console_log = "/l", .pidfile = NULL}, "paths.pidfile"},
     };
     vm_def d;
 
@@ -340,10 +340,29 @@ static void a_run_as_user_with_a_comma_is_escaped_for_run_with(void **state)
     vmdef_free(&d);
 }
 
+static void an_inherited_qmp_socket_is_named_by_its_fd(void **state)
+{
+    qemu_paths p = default_paths;
+    char **argv = NULL;
+    char *joined;
+    vm_def d;
+
+    p.qmp_fd = 3;
+    parse_def(DEF(""), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &p, &argv, NULL, 0), 0);
+    joined = join(argv);
+    assert_non_null(strstr(joined, "\n-chardev\nsocket,id=qmp,fd=3,server=on,wait=off\n-mon\n"));
+    assert_null(strstr(joined, "qmp.sock"));
+    free(joined);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_definition_gives_its_golden_command_line),
+        cmocka_unit_test(an_inherited_qmp_socket_is_named_by_its_fd),
         cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
         cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),
         cmocka_unit_test(a_kernel_path_with_a_newline_is_refused_naming_kernel),
