@@ -608,7 +608,14 @@ static void bare_prepare(bench *B, bare_qemu *b, int k)
     if (!(b->argv = calloc((size_t)argc + 1, sizeof(char *))))
         fail("out of memory");
     for (int i = 0; i < argc; i++) {
-        b->argv[i] = replace_all(B->argv_template[i], agent.dir, b->dir);
+        /* The agent hands QEMU a socket it already listens on (fd=3); bare
+         * QEMU binds the path itself and its client polls for it. */
+        if (strncmp(B->argv_template[i], "socket,id=qmp,fd=", 17) == 0) {
+            if (asprintf(&b->argv[i], "socket,id=qmp,path=%s,server=on,wait=off", b->qmp_path) < 0)
+                fail("out of memory");
+        } else {
+            b->argv[i] = replace_all(B->argv_template[i], agent.dir, b->dir);
+        }
         found = found || strstr(b->argv[i], b->qmp_path);
     }
     if (!found)
