@@ -103,6 +103,18 @@ static bool inside_roots(const open_ctx *c, const char *path)
     return false;
 }
 
+int img_path_in_roots(const char *real, const char *const *roots)
+{
+    img_open_options o = { .roots = roots };
+    open_ctx c = { .o = &o };
+    int r = resolve_roots(&c);
+
+    if (r == 0)
+        r = inside_roots(&c, real) ? 1 : 0;
+    free_roots(&c);
+    return r;
+}
+
 /* Layers are opened O_NONBLOCK so that a FIFO cannot hang the open; once
  * the file is known to be a regular file or a device, I/O blocks again. */
 static int clear_nonblock(int fd)
@@ -147,30 +159,30 @@ static int check_not_in_chain(const img *i, size_t k, const char *name, open_ctx
     return 0;
 }
 
-static int read_qcow2_header(img_layer *l, qcow2_header *h, char *msg, size_t msglen)
+int qcow2_read_header(int fd, uint64_t file_end, qcow2_header *h, char *msg, size_t msglen)
 {
     uint8_t first[512];
-    size_t n = l->file_end < sizeof(first) ? (size_t)l->file_end : sizeof(first), want;
+    size_t n = file_end < sizeof(first) ? (size_t)file_end : sizeof(first), want;
     uint8_t *buf;
-    int r = img_pread_exact(l->fd, first, n, 0);
+    int r = img_pread_exact(fd, first, n, 0);
 
     if (r < 0)
         return img_errmsg(msg, msglen, r, "reading the header: %s", strerror(-r));
     /* At most 2 MiB: the cluster size is checked before it is used. */
     want = qcow2_header_bytes_wanted(first, n);
-    if (want > l->file_end)
-        want = (size_t)l->file_end;
+    if (want > file_end)
+        want = (size_t)file_end;
     if (want < n)
         want = n;
     buf = malloc(want > 0 ? want : 1);
     if (!buf)
         return img_errmsg(msg, msglen, -ENOMEM, "no memory");
     memcpy(buf, first, n);
-    r = img_pread_exact(l->fd, buf + n, want - n, n);
+    r = img_pread_exact(fd, buf + n, want - n, n);
     if (r < 0)
         img_errmsg(msg, msglen, r, "reading the header: %s", strerror(-r));
     else
-        r = qcow2_header_parse(buf, want, l->file_end, h, msg, msglen);
+        r = qcow2_header_parse(buf, want, file_end, h, msg, msglen);
     free(buf);
     return r;
 }
@@ -179,7 +191,7 @@ static int open_qcow2(img_layer *l, bool writable, const char *name, open_ctx *c
 {
     char msg[ERR_MAX] = "";
     qcow2_header h;
-    int r = read_qcow2_header(l, &h, msg, sizeof(msg));
+    int r = qcow2_read_header(l->fd, l->file_end, &h, msg, sizeof(msg));
 
     if (r < 0)
         return img_errmsg(c->err, c->errlen, r, "%s: %s", name, msg);
@@ -238,7 +250,7 @@ static int open_top(img *i, const char *path, img_format format, open_ctx *c)
 
 /* The backing name as QEMU combines it: absolute as is, else relative to
  * the directory of the overlay's (unresolved) path. */
-static int combine_backing_path(const char *overlay, const char *name, char *out)
+int img_backing_path(const char *overlay, const char *name, char *out)
 {
     const char *slash = strrchr(overlay, '/');
     int n;
@@ -285,7 +297,7 @@ static int check_backing_recorded(const qcow2_header *h, const char *name, img_f
 static int resolve_backing(const qcow2_header *h, const char *name, char *real, open_ctx *c)
 {
     char combined[PATH_MAX];
-    int r = combine_backing_path(c->logical, h->backing_file, combined);
+    int r = img_backing_path(c->logical, h->backing_file, combined);
 
     if (r < 0)
         return img_errmsg(c->err, c->errlen, r, "%s: backing file path too long", name);

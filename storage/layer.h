@@ -29,7 +29,26 @@ struct img {
     img_layer layers[IMG_MAX_CHAIN];
 };
 
+struct qcow2_header;
+
 /* pread of exactly len bytes at off: -EIO if the file ends first (read.c). */
 int img_pread_exact(int fd, void *buf, size_t len, uint64_t off);
+
+/* pwrite of exactly len bytes at off (create.c). */
+int img_pwrite_exact(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Reads and parses the header cluster of the qcow2 file open on fd, whose
+ * size is file_end; a message in msg names what is wrong (chain.c). */
+int qcow2_read_header(int fd, uint64_t file_end, struct qcow2_header *h, char *msg,
+                      size_t msglen);
+
+/* A backing name as QEMU combines it with its overlay's path: absolute as
+ * is, else relative to the overlay's directory; out holds PATH_MAX bytes.
+ * -ENAMETOOLONG if it does not fit (chain.c). */
+int img_backing_path(const char *overlay, const char *name, char *out);
+
+/* 1 if real (a resolved path) lies inside one of roots (resolved here), 0 if
+ * not, -ENOMEM (chain.c). */
+int img_path_in_roots(const char *real, const char *const *roots);
 
 #endif

@@ -13,14 +13,8 @@
 
 #include "errmsg.h"
 
-#define L1E_OFFSET_MASK UINT64_C(0x00fffffffffffe00)
-#define L1E_RESERVED_MASK UINT64_C(0x7f000000000001ff)
-#define L2E_OFFSET_MASK UINT64_C(0x00fffffffffffe00)
-#define L2E_STD_RESERVED_MASK UINT64_C(0x3f000000000001fe)
-#define QCOW_OFLAG_COMPRESSED (UINT64_C(1) << 62)
-#define QCOW_OFLAG_ZERO UINT64_C(1)
 #define HOST_OFFSET_LIMIT (UINT64_C(1) << 56)
-#define SECTOR 512u
+#define SECTOR QCOW2_COMPRESSED_SECTOR
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -30,9 +24,9 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 static int check_l1_entry(const qcow2_layer *q, const img_layer *l, uint32_t idx,
                           uint64_t e, char *err, size_t errlen)
 {
-    uint64_t off = e & L1E_OFFSET_MASK, cs = q->h.cluster_size;
+    uint64_t off = e & QCOW2_L1E_OFFSET_MASK, cs = q->h.cluster_size;
 
-    if (e & L1E_RESERVED_MASK)
+    if (e & QCOW2_L1E_RESERVED_MASK)
         return img_errmsg(err, errlen, -EINVAL,
                           "L1 entry %" PRIu32 " (0x%016" PRIx64 ") has reserved bits set", idx,
                           e);
@@ -181,15 +175,15 @@ static int classify_compressed(const qcow2_layer *q, const img_layer *l, uint64_
  * wholly inside the file. */
 static int classify(const qcow2_layer *q, const img_layer *l, uint64_t e, qcow2_run *c)
 {
-    uint64_t host = e & L2E_OFFSET_MASK, cs = q->h.cluster_size;
+    uint64_t host = e & QCOW2_L2E_OFFSET_MASK, cs = q->h.cluster_size;
 
-    if (e & QCOW_OFLAG_COMPRESSED)
+    if (e & QCOW2_OFLAG_COMPRESSED)
         return classify_compressed(q, l, e, c);
-    if (e & L2E_STD_RESERVED_MASK)
+    if (e & QCOW2_L2E_STD_RESERVED_MASK)
         return -EIO;
     if (host & (cs - 1))
         return -EIO;
-    if (e & QCOW_OFLAG_ZERO) {
+    if (e & QCOW2_OFLAG_ZERO) {
         if (q->h.version < 3)
             return -EIO;    /* bit 0 is reserved in v2 */
         c->kind = IMG_EXTENT_ZERO;   /* with or without a preallocated cluster */
@@ -250,7 +244,7 @@ static int walk_l2(img_layer *l, run_walk *w, qcow2_run *run, uint64_t l1e, bool
     unsigned cb = q->h.cluster_bits;
     uint64_t per_table = UINT64_C(1) << q->l2_bits;
     const uint64_t *table;
-    int r = l2_get(l, l1e & L1E_OFFSET_MASK, &table);
+    int r = l2_get(l, l1e & QCOW2_L1E_OFFSET_MASK, &table);
 
     if (r < 0)
         return walk_error(w, r, done);
@@ -287,7 +281,7 @@ int qcow2_layer_run(img_layer *l, uint64_t offset, uint64_t maxlen, qcow2_run *r
     while (!done && w.pos < w.end && w.budget > 0) {
         uint64_t l1e = q->l1[w.pos >> span_bits];   /* l1_size covers the size */
 
-        if ((l1e & L1E_OFFSET_MASK) == 0) {
+        if ((l1e & QCOW2_L1E_OFFSET_MASK) == 0) {
             qcow2_run c = { .kind = IMG_EXTENT_UNALLOCATED };
 
             w.budget--;

@@ -23,6 +23,16 @@
  * the caller's next call continues it. */
 #define QCOW2_RUN_MAX_ENTRIES 65536u
 
+/* L1 and L2 entries (docs/interop/qcow2.rst, without extended L2). */
+#define QCOW2_L1E_OFFSET_MASK UINT64_C(0x00fffffffffffe00)
+#define QCOW2_L1E_RESERVED_MASK UINT64_C(0x7f000000000001ff)
+#define QCOW2_L2E_OFFSET_MASK UINT64_C(0x00fffffffffffe00)
+#define QCOW2_L2E_STD_RESERVED_MASK UINT64_C(0x3f000000000001fe)
+#define QCOW2_OFLAG_COPIED (UINT64_C(1) << 63)
+#define QCOW2_OFLAG_COMPRESSED (UINT64_C(1) << 62)
+#define QCOW2_OFLAG_ZERO UINT64_C(1)
+#define QCOW2_COMPRESSED_SECTOR 512u
+
 typedef struct qcow2_l2_slot {
     uint64_t offset;              /* host offset of the table; 0: empty slot */
     uint64_t stamp;               /* last use, for LRU */

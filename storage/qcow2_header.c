@@ -19,6 +19,7 @@
 #define COMPRESSION_DEFLATE 0u
 #define COMPRESSION_ZSTD 1u
 #define SNAPSHOT_ENTRY_MIN 40u
+#define BITMAPS_EXT_LEN 24u
 
 /* Names the image gives its incompatible features, for messages about bits
  * this reader does not know. */
@@ -150,6 +151,16 @@ static int parse_backing_format(const uint8_t *p, uint32_t len, qcow2_header *h,
     return 0;
 }
 
+static void parse_bitmaps(const uint8_t *p, uint32_t len, qcow2_header *h)
+{
+    if (len < BITMAPS_EXT_LEN)
+        return;
+    h->has_bitmaps = true;
+    h->nb_bitmaps = be32_at(p);
+    h->bitmap_directory_size = be64_at(p + 8);
+    h->bitmap_directory_offset = be64_at(p + 16);
+}
+
 static void parse_feature_table(const uint8_t *p, uint32_t len, feature_names *names)
 {
     for (uint32_t i = 0; i + FEATURE_ENTRY_LEN <= len; i += FEATURE_ENTRY_LEN) {
@@ -197,9 +208,12 @@ static int parse_extensions(const uint8_t *b, qcow2_header *h, feature_names *na
                 return r;
         } else if (type == QCOW2_EXT_FEATURE_TABLE) {
             parse_feature_table(b + off, len, names);
+        } else if (type == QCOW2_EXT_BITMAPS) {
+            parse_bitmaps(b + off, len, h);
         }
-        /* Bitmaps only matter to writers; encryption and external data files
-         * are refused by their header fields and feature bits. */
+        /* Bitmaps only matter to writers and img_check; encryption and
+         * external data files are refused by their header fields and
+         * feature bits. */
         padded = (len + 7u) & ~7u;    /* len <= cluster size: no overflow */
         off += padded;
     }

@@ -33,6 +33,7 @@
 #define QCOW2_INCOMPAT_COMPRESSION (UINT64_C(1) << 3)
 #define QCOW2_INCOMPAT_EXTL2 (UINT64_C(1) << 4)
 #define QCOW2_COMPAT_LAZY_REFCOUNTS (UINT64_C(1) << 0)
+#define QCOW2_AUTOCLEAR_BITMAPS (UINT64_C(1) << 0)
 
 #define QCOW2_EXT_END 0x00000000u
 #define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
@@ -65,6 +66,12 @@ typedef struct qcow2_header {
     char backing_file[IMG_BACKING_NAME_MAX + 1];   /* NUL-terminated here */
     bool has_backing_format;
     char backing_format[QCOW2_BACKING_FORMAT_MAX + 1];
+    /* The bitmaps extension as found (at least 24 bytes long), unchecked:
+     * only a writer or img_check looks at what it points to. */
+    bool has_bitmaps;
+    uint32_t nb_bitmaps;
+    uint64_t bitmap_directory_size;
+    uint64_t bitmap_directory_offset;
 } qcow2_header;
 
 /* How many bytes from the start of the file qcow2_header_parse wants: the

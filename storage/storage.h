@@ -8,9 +8,9 @@
  * error needs words, they go into the caller's err buffer. The library never
  * prints.
  *
- * This header holds the read side (open, describe, map, read). Writing
- * (create, overlay, copy, rebase, resize, check) and the io_uring copy engine
- * build on it. */
+ * This header holds the read side (open, describe, map, read) and the first
+ * of the write side (create, overlay, check). Copy, rebase, resize and the
+ * io_uring copy engine build on them. */
 #ifndef AGENTD_STORAGE_H
 #define AGENTD_STORAGE_H
 
@@ -97,5 +97,63 @@ int img_map(img *i, uint64_t offset, uint64_t len, img_extent *ret);
  * the file, or a compressed cluster that does not inflate.
  * An img caches tables and is not safe to use from two threads at once. */
 int img_read(img *i, uint64_t offset, void *buf, size_t len);
+
+/* ---- creating images ---- */
+
+typedef struct img_create_options {
+    img_format format;            /* QCOW2 or RAW */
+    uint64_t size;                /* virtual size in bytes, rounded up to a multiple of 512
+                                   * as qemu-img does; for a qcow2 image with a backing
+                                   * file 0 means the backing image's size */
+    uint32_t cluster_size;        /* qcow2; 0: 65536; a power of two 512..2 MiB */
+    const char *backing_file;     /* qcow2 only; stored as given (relative names are
+                                   * relative to the new image's directory) */
+    img_format backing_format;    /* recorded in the backing-format header extension:
+                                   * never guessed */
+    const char *const *roots;     /* the backing file must open (img_open) inside these,
+                                   * as a reader would */
+} img_create_options;
+
+/* Creates a new image that must not exist yet (-EEXIST). Written to a temp
+ * file in the same directory, fsynced, opened back with img_open (roots as
+ * given), renamed into place without replacing anything, directory fsynced:
+ * a crash or error leaves either nothing or the whole image.
+ *
+ * A qcow2 image is version 3 with 16-bit refcounts, no feature bits and zlib
+ * compression: the header cluster (with the backing format extension and the
+ * backing name), the refcount table, the refcount blocks and the L1 table,
+ * all entries zero. Its size must need an L1 table of at most 32 MiB, as in
+ * QEMU (-EFBIG: 1 TiB needs clusters of 4 KiB or more). A raw image is a
+ * sparse file of the size. */
+int img_create(const char *path, const img_create_options *o, char *err, size_t errlen);
+
+/* The attached clone: a new empty qcow2 image at path backed by `backing`
+ * (stored as given, format as given), with the backing image's virtual size. */
+int img_overlay(const char *path, const char *backing, img_format backing_format,
+                const char *const *roots, char *err, size_t errlen);
+
+/* ---- checking images ---- */
+
+typedef struct img_check_result {
+    uint64_t leaked_clusters;     /* refcount > references: harmless, reclaimable */
+    uint64_t corruptions;         /* refcount < references, bad offsets, misaligned tables,
+                                   * COPIED flag wrong */
+    uint64_t allocated_clusters;  /* guest clusters the active L1 maps to a host cluster
+                                   * (data, preallocated zero, compressed), as qemu-img
+                                   * check's allocated-clusters */
+    uint64_t fragmented_clusters; /* as qemu-img check's fragmented-clusters */
+    char first_problem[256];      /* the first corruption or leak, described; for a
+                                   * dirty image, first a note that refcounts may be stale */
+} img_check_result;
+
+/* Recomputes every reference of a qcow2 image (header, active and snapshot
+ * L1 tables, their L2 tables, data and compressed clusters, refcount table
+ * and blocks, snapshot table, persistent bitmaps) and compares it with the
+ * stored refcounts, and the COPIED flags of the active tables with the
+ * stored refcounts, counting problems as qemu-img check counts them.
+ * Read-only; the top image only (backing files are not opened). 0 when it
+ * could check (look at the counts), -errno when it could not open, parse
+ * the header or read. */
+int img_check(const char *path, img_check_result *ret, char *err, size_t errlen);
 
 #endif

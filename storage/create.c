@@ -1,0 +1,588 @@
+/* create.c: new images, qcow2 or raw. An image is written whole into a
+ * temp file in the target's directory, fsynced, opened back as a reader
+ * would open it, renamed into place without replacing anything and the
+ * directory fsynced: a crash or an error leaves either nothing or the whole
+ * image. A new qcow2 image is laid out as a fresh one from qemu-img: the
+ * header cluster, the refcount table, the refcount blocks, the L1 table, and
+ * nothing else; the L1 clusters are left as a hole, which reads as zeros. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errmsg.h"
+#include "layer.h"
+#include "qcow2_header.h"
+#include "refcount.h"
+#include "storage.h"
+
+#define CREATE_VERSION 3u
+#define CREATE_HEADER_LENGTH 112u        /* v3 fields and compression_type, padded */
+#define CREATE_REFCOUNT_ORDER 4u         /* 16-bit refcounts, as qemu-img makes */
+#define DEFAULT_CLUSTER_SIZE 65536u
+#define SIZE_ALIGN 512u                  /* qemu-img rounds sizes up to sectors */
+#define EXT_HEADER_LEN 8u
+#define TMP_TRIES 64
+#define TMP_BASE_MAX 200                 /* of the target's name, in the temp name */
+#define MSG_MAX 512
+
+/* What img_create was asked for, validated. */
+typedef struct create_req {
+    const char *path;
+    img_format format;
+    uint64_t size;
+    uint32_t cluster_size;
+    const char *backing;             /* NULL: none */
+    img_format backing_format;
+    const char *const *roots;
+} create_req;
+
+/* Where everything of a new qcow2 image goes, in clusters from 0. */
+typedef struct qcow2_plan {
+    unsigned cluster_bits;
+    uint64_t cluster_size;
+    uint32_t l1_size;
+    uint64_t reftable_clusters;
+    uint64_t refblocks;
+    uint64_t l1_clusters;
+    uint64_t clusters;               /* the whole file */
+} qcow2_plan;
+
+int img_pwrite_exact(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const uint8_t *p = buf;
+
+    if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+        return -EINVAL;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static uint64_t div_round_up(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+static size_t pad8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+/* ---- validation ---- */
+
+static int check_target(const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    struct stat st;
+
+    if (path[0] == '\0' || (slash && slash[1] == '\0'))
+        return img_errmsg(err, errlen, -EINVAL, "'%s': not a file name", path);
+    if (strlen(path) >= PATH_MAX)
+        return img_errmsg(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+    if (lstat(path, &st) == 0)
+        return img_errmsg(err, errlen, -EEXIST, "%s: already exists; refusing to overwrite it",
+                          path);
+    if (errno != ENOENT)
+        return img_errmsg(err, errlen, -errno, "%s: %m", path);
+    return 0;
+}
+
+/* The size rounded up to whole sectors, as qemu-img does, and bounded. */
+static int round_size(const char *path, uint64_t size, uint64_t *ret, char *err,
+                      size_t errlen)
+{
+    if (size > QCOW2_MAX_VIRTUAL_SIZE)
+        return img_errmsg(err, errlen, -EFBIG,
+                          "%s: size %" PRIu64 " too large (at most 2^61 bytes)", path, size);
+    *ret = (size + SIZE_ALIGN - 1) & ~(uint64_t)(SIZE_ALIGN - 1);
+    return 0;
+}
+
+static int check_cluster_size(const char *path, uint32_t cs, char *err, size_t errlen)
+{
+    uint32_t lo = UINT32_C(1) << QCOW2_MIN_CLUSTER_BITS, hi = UINT32_C(1) << QCOW2_MAX_CLUSTER_BITS;
+
+    if (cs < lo || cs > hi || (cs & (cs - 1)) != 0)
+        return img_errmsg(err, errlen, -EINVAL,
+                          "%s: cluster size %" PRIu32
+                          " invalid (a power of two from 512 to 2 MiB)",
+                          path, cs);
+    return 0;
+}
+
+static int check_backing_name(const create_req *q, char *err, size_t errlen)
+{
+    size_t n = strlen(q->backing);
+
+    if (n == 0)
+        return img_errmsg(err, errlen, -EINVAL, "%s: empty backing file name", q->path);
+    if (n > IMG_BACKING_NAME_MAX)
+        return img_errmsg(err, errlen, -ENAMETOOLONG,
+                          "%s: backing file name too long (%zu bytes, at most %d)", q->path, n,
+                          IMG_BACKING_NAME_MAX);
+    if (!img_format_name(q->backing_format))
+        return img_errmsg(err, errlen, -EINVAL, "%s: invalid backing format", q->path);
+    return 0;
+}
+
+/* The backing file, named as the new image will name it, must resolve
+ * inside the roots and open as a chain with the format given; its size is
+ * the new image's when none was asked for. */
+static int check_backing(create_req *q, char *err, size_t errlen)
+{
+    img_open_options o = { .roots = q->roots };
+    char combined[PATH_MAX], real[PATH_MAX], msg[MSG_MAX] = "";
+    img *b = NULL;
+    int r = check_backing_name(q, err, errlen);
+
+    if (r < 0)
+        return r;
+    if (img_backing_path(q->path, q->backing, combined) < 0)
+        return img_errmsg(err, errlen, -ENAMETOOLONG, "%s: backing file path too long",
+                          q->path);
+    if (!realpath(combined, real))
+        return img_errmsg(err, errlen, -errno, "%s: backing file '%s' (%s): %m", q->path,
+                          q->backing, combined);
+    r = img_path_in_roots(real, q->roots);
+    if (r < 0)
+        return img_errmsg(err, errlen, r, "no memory");
+    if (r == 0)
+        return img_errmsg(err, errlen, -EPERM,
+                          "%s: backing file '%s' resolves to %s, outside the storage roots",
+                          q->path, q->backing, real);
+    r = img_open(combined, q->backing_format, &o, &b, msg, sizeof(msg));
+    if (r < 0)
+        return img_errmsg(err, errlen, r, "%s: backing file '%s': %s", q->path, q->backing,
+                          msg);
+    if (img_depth(b) >= IMG_MAX_CHAIN)
+        r = img_errmsg(err, errlen, -ELOOP,
+                       "%s: backing file '%s' is a chain of %zu layers already (at most %d)",
+                       q->path, q->backing, img_depth(b), IMG_MAX_CHAIN);
+    else if (q->size == 0)
+        r = round_size(q->path, img_virtual_size(b), &q->size, err, errlen);
+    img_close(b);
+    return r;
+}
+
+static int check_raw(const create_req *q, char *err, size_t errlen)
+{
+    if (q->backing)
+        return img_errmsg(err, errlen, -EINVAL, "%s: a raw image has no backing file",
+                          q->path);
+    if (q->size == 0)
+        return img_errmsg(err, errlen, -EINVAL, "%s: size 0: a new image needs a size",
+                          q->path);
+    return 0;
+}
+
+static int check_qcow2(create_req *q, char *err, size_t errlen)
+{
+    int r = check_cluster_size(q->path, q->cluster_size, err, errlen);
+
+    if (r < 0)
+        return r;
+    if (q->backing)
+        return check_backing(q, err, errlen);
+    if (q->size == 0)
+        return img_errmsg(err, errlen, -EINVAL,
+                          "%s: size 0: a new image needs a size or a backing file", q->path);
+    return 0;
+}
+
+static int check_request(const char *path, const img_create_options *o, create_req *q,
+                         char *err, size_t errlen)
+{
+    int r;
+
+    if (!path || !o || !img_format_name(o->format))
+        return img_errmsg(err, errlen, -EINVAL, "invalid arguments");
+    *q = (create_req){ .path = path, .format = o->format,
+                       .cluster_size = o->cluster_size ? o->cluster_size : DEFAULT_CLUSTER_SIZE,
+                       .backing = o->backing_file, .backing_format = o->backing_format,
+                       .roots = o->roots };
+    r = check_target(path, err, errlen);
+    if (r == 0)
+        r = round_size(path, o->size, &q->size, err, errlen);
+    if (r == 0)
+        r = q->format == IMG_FORMAT_RAW ? check_raw(q, err, errlen) : check_qcow2(q, err, errlen);
+    return r;
+}
+
+/* ---- the qcow2 layout ---- */
+
+/* Bytes of cluster 0 in use: the header, the extensions, the backing name. */
+static size_t header_bytes(const create_req *q)
+{
+    size_t n = CREATE_HEADER_LENGTH + EXT_HEADER_LEN;    /* header, end marker */
+
+    if (q->backing)
+        n += EXT_HEADER_LEN + pad8(strlen(img_format_name(q->backing_format))) +
+             strlen(q->backing);
+    return n;
+}
+
+static int plan_l1(const create_req *q, qcow2_plan *p, char *err, size_t errlen)
+{
+    unsigned span_bits = 2 * p->cluster_bits - 3;    /* guest bytes one L2 table maps */
+    uint64_t entries = div_round_up(q->size, UINT64_C(1) << span_bits);
+
+    if (entries == 0)
+        entries = 1;
+    if (entries > QCOW2_MAX_L1_BYTES / 8)
+        return img_errmsg(err, errlen, -EFBIG,
+                          "%s: size %" PRIu64 " needs an L1 table of %" PRIu64
+                          " entries with %" PRIu64
+                          "-byte clusters (at most %u); use a larger cluster size",
+                          q->path, q->size, entries, p->cluster_size, QCOW2_MAX_L1_BYTES / 8);
+    p->l1_size = (uint32_t)entries;
+    p->l1_clusters = div_round_up(entries * 8, p->cluster_size);
+    return 0;
+}
+
+static int plan_qcow2(const create_req *q, qcow2_plan *p, char *err, size_t errlen)
+{
+    qcow2_refcount_layout lay;
+    int r;
+
+    *p = (qcow2_plan){ .cluster_bits = (unsigned)__builtin_ctz(q->cluster_size),
+                       .cluster_size = q->cluster_size };
+    if (header_bytes(q) > p->cluster_size)
+        return img_errmsg(err, errlen, -ENAMETOOLONG,
+                          "%s: the backing file name (%zu bytes) does not fit in the header "
+                          "cluster (%" PRIu64 " bytes); use a larger cluster size",
+                          q->path, strlen(q->backing), p->cluster_size);
+    r = plan_l1(q, p, err, errlen);
+    if (r < 0)
+        return r;
+    r = qcow2_refcount_layout_for(p->cluster_bits, CREATE_REFCOUNT_ORDER, 1 + p->l1_clusters,
+                                  &lay);
+    if (r < 0)
+        return img_errmsg(err, errlen, r, "%s: refcount table too large", q->path);
+    p->reftable_clusters = lay.table_clusters;
+    p->refblocks = lay.blocks;
+    p->clusters = 1 + p->reftable_clusters + p->refblocks + p->l1_clusters;
+    return 0;
+}
+
+static uint64_t reftable_offset(const qcow2_plan *p)
+{
+    return p->cluster_size;
+}
+
+static uint64_t refblocks_offset(const qcow2_plan *p)
+{
+    return (1 + p->reftable_clusters) * p->cluster_size;
+}
+
+static uint64_t l1_offset(const qcow2_plan *p)
+{
+    return (1 + p->reftable_clusters + p->refblocks) * p->cluster_size;
+}
+
+/* ---- writing qcow2 ---- */
+
+static void put32(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)(v >> 24);
+    b[1] = (uint8_t)(v >> 16);
+    b[2] = (uint8_t)(v >> 8);
+    b[3] = (uint8_t)v;
+}
+
+static void put64(uint8_t *b, uint64_t v)
+{
+    put32(b, (uint32_t)(v >> 32));
+    put32(b + 4, (uint32_t)v);
+}
+
+/* The extensions from offset 112: the backing format if there is a backing
+ * file, then the end marker; the backing name follows them. Returns where
+ * the name goes. */
+static size_t put_extensions(uint8_t *b, const create_req *q)
+{
+    size_t off = CREATE_HEADER_LENGTH;
+
+    if (q->backing) {
+        const char *fmt = img_format_name(q->backing_format);
+        size_t len = strlen(fmt);
+
+        put32(b + off, QCOW2_EXT_BACKING_FORMAT);
+        put32(b + off + 4, (uint32_t)len);
+        memcpy(b + off + EXT_HEADER_LEN, fmt, len);
+        off += EXT_HEADER_LEN + pad8(len);
+    }
+    put32(b + off, QCOW2_EXT_END);
+    put32(b + off + 4, 0);
+    return off + EXT_HEADER_LEN;
+}
+
+/* Cluster 0 in b (zeroed, cluster_size bytes). compression_type (byte 104)
+ * stays 0, zlib, and no feature bit is set. */
+static void build_header(uint8_t *b, const qcow2_plan *p, const create_req *q)
+{
+    size_t name_off = put_extensions(b, q);
+
+    put32(b, QCOW2_MAGIC);
+    put32(b + 4, CREATE_VERSION);
+    if (q->backing) {
+        size_t len = strlen(q->backing);
+
+        memcpy(b + name_off, q->backing, len);
+        put64(b + 8, name_off);
+        put32(b + 16, (uint32_t)len);
+    }
+    put32(b + 20, p->cluster_bits);
+    put64(b + 24, q->size);
+    put32(b + 36, p->l1_size);
+    put64(b + 40, l1_offset(p));
+    put64(b + 48, reftable_offset(p));
+    put32(b + 56, (uint32_t)p->reftable_clusters);
+    put32(b + 96, CREATE_REFCOUNT_ORDER);
+    put32(b + 100, CREATE_HEADER_LENGTH);
+}
+
+/* Only the bytes in use are written, here and in the refcount blocks: the
+ * rest of each cluster stays a hole and reads as zeros. */
+static int write_header(int fd, const qcow2_plan *p, const create_req *q)
+{
+    uint8_t *b = calloc(1, p->cluster_size);
+    int r;
+
+    if (!b)
+        return -ENOMEM;
+    build_header(b, p, q);
+    r = img_pwrite_exact(fd, b, header_bytes(q), 0);
+    free(b);
+    return r;
+}
+
+static int write_reftable(int fd, const qcow2_plan *p)
+{
+    size_t bytes = (size_t)p->refblocks * 8;    /* <= the reftable bound */
+    uint8_t *t = malloc(bytes);
+    int r;
+
+    if (!t)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < p->refblocks; i++)
+        put64(t + i * 8, refblocks_offset(p) + i * p->cluster_size);
+    r = img_pwrite_exact(fd, t, bytes, reftable_offset(p));
+    free(t);
+    return r;
+}
+
+/* Every cluster of the file is metadata and has refcount 1. */
+static int write_refblocks(int fd, const qcow2_plan *p)
+{
+    uint64_t per_block = qcow2_refblock_entries(p->cluster_bits, CREATE_REFCOUNT_ORDER);
+    uint8_t *b = malloc(p->cluster_size);
+    int r = 0;
+
+    if (!b)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < p->refblocks && r == 0; i++) {
+        uint64_t first = i * per_block, n = p->clusters - first;
+
+        if (n > per_block)
+            n = per_block;
+        memset(b, 0, p->cluster_size);
+        for (uint64_t c = 0; c < n; c++)
+            qcow2_refcount_set(b, c, CREATE_REFCOUNT_ORDER, 1);
+        r = img_pwrite_exact(fd, b, (size_t)div_round_up(n << CREATE_REFCOUNT_ORDER, 8),
+                             refblocks_offset(p) + i * p->cluster_size);
+    }
+    free(b);
+    return r;
+}
+
+static int write_qcow2(int fd, const create_req *q, char *err, size_t errlen)
+{
+    qcow2_plan p;
+    int r = plan_qcow2(q, &p, err, errlen);
+
+    if (r < 0)
+        return r;
+    if (ftruncate(fd, (off_t)(p.clusters * p.cluster_size)) < 0)
+        return img_errmsg(err, errlen, -errno, "%s: cannot size the new image: %m", q->path);
+    r = write_header(fd, &p, q);
+    if (r == 0)
+        r = write_reftable(fd, &p);
+    if (r == 0)
+        r = write_refblocks(fd, &p);
+    if (r < 0)
+        return img_errmsg(err, errlen, r, "%s: writing the new image: %s", q->path,
+                          strerror(-r));
+    return 0;
+}
+
+static int write_raw(int fd, const create_req *q, char *err, size_t errlen)
+{
+    if (ftruncate(fd, (off_t)q->size) < 0)
+        return img_errmsg(err, errlen, -errno, "%s: cannot size the new image to %" PRIu64
+                          " bytes: %m", q->path, q->size);
+    return 0;
+}
+
+/* ---- the temp file and its installation ---- */
+
+static uint32_t temp_suffix(void)
+{
+    static unsigned counter;
+    struct timespec ts;
+    uint32_t v;
+
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+        return v;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() << 16 ^
+           __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+}
+
+/* A new file ".NAME.tmp-XXXXXXXX" next to path, opened in tmp. */
+static int open_temp(const char *path, char *tmp, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+
+    for (int k = 0; k < TMP_TRIES; k++) {
+        int n = snprintf(tmp, PATH_MAX, "%.*s.%.*s.tmp-%08" PRIx32, dirlen, path,
+                         TMP_BASE_MAX, base, temp_suffix());
+        int fd;
+
+        if (n < 0 || n >= PATH_MAX)
+            return img_errmsg(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return img_errmsg(err, errlen, -errno,
+                              "%s: cannot create a file in its directory: %m", path);
+    }
+    return img_errmsg(err, errlen, -EEXIST, "%s: no free temporary name", path);
+}
+
+/* Renames tmp to path unless path exists. Where the filesystem cannot
+ * rename without replacing, a hard link refuses an existing name too. */
+static int install(const char *tmp, const char *path, char *err, size_t errlen)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno == EINVAL || errno == ENOSYS) {
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+            return 0;
+        }
+    }
+    if (errno == EEXIST)
+        return img_errmsg(err, errlen, -EEXIST, "%s: already exists; refusing to overwrite it",
+                          path);
+    return img_errmsg(err, errlen, -errno, "%s: %m", path);
+}
+
+static int sync_dir(const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    int fd, r = 0;
+
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0)
+        r = img_errmsg(err, errlen, -errno, "%s: cannot sync its directory: %m", path);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* The new image must open as a reader opens it: the same checks that any
+ * later img_open makes, the backing chain included. */
+static int verify(const char *tmp, const create_req *q, char *err, size_t errlen)
+{
+    img_open_options o = { .roots = q->roots };
+    char msg[MSG_MAX] = "";
+    img *i = NULL;
+    int r = img_open(tmp, q->format, &o, &i, msg, sizeof(msg));
+
+    if (r < 0)
+        return img_errmsg(err, errlen, r, "%s: the new image does not open: %s", q->path, msg);
+    img_close(i);
+    return 0;
+}
+
+static int write_temp(int fd, const char *tmp, const create_req *q, char *err, size_t errlen)
+{
+    int r = q->format == IMG_FORMAT_RAW ? write_raw(fd, q, err, errlen)
+                                        : write_qcow2(fd, q, err, errlen);
+
+    if (r == 0 && fsync(fd) < 0)
+        r = img_errmsg(err, errlen, -errno, "%s: fsync: %m", tmp);
+    return r;
+}
+
+static int write_image(const create_req *q, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX];
+    int fd = open_temp(q->path, tmp, err, errlen), r;
+
+    if (fd < 0)
+        return fd;
+    r = write_temp(fd, tmp, q, err, errlen);
+    if (close(fd) < 0 && r == 0)
+        r = img_errmsg(err, errlen, -errno, "%s: close: %m", tmp);
+    if (r == 0)
+        r = verify(tmp, q, err, errlen);
+    if (r == 0)
+        r = install(tmp, q->path, err, errlen);
+    if (r < 0) {
+        unlink(tmp);
+        return r;
+    }
+    r = sync_dir(q->path, err, errlen);
+    if (r < 0)
+        unlink(q->path);    /* not known to be durable: leave nothing */
+    return r;
+}
+
+int img_create(const char *path, const img_create_options *o, char *err, size_t errlen)
+{
+    create_req q;
+    int r = check_request(path, o, &q, err, errlen);
+
+    if (r < 0)
+        return r;
+    return write_image(&q, err, errlen);
+}
+
+int img_overlay(const char *path, const char *backing, img_format backing_format,
+                const char *const *roots, char *err, size_t errlen)
+{
+    img_create_options o = { .format = IMG_FORMAT_QCOW2, .backing_file = backing,
+                             .backing_format = backing_format, .roots = roots };
+
+    if (!backing)
+        return img_errmsg(err, errlen, -EINVAL, "invalid arguments");
+    return img_create(path, &o, err, errlen);
+}
