@@ -348,6 +348,10 @@ static void on_status_read(qmp_client *c, const qmp_reply *r, void *opaque)
 
     if (r->status < 0)
         return; /* a timeout already marked it unresponsive */
+    /* Only a settled VM takes its state from QEMU: one being stopped or shut
+     * down is in a job that owns its state. */
+    if (!v->adopting && v->state != VM_RUNNING && v->state != VM_PAUSED)
+        return;
     bool is_running = json_object_object_get_ex(r->ret, "running", &running) &&
                       json_object_get_boolean(running);
     vm_state now = is_running ? VM_RUNNING : VM_PAUSED;
