@@ -87,6 +87,7 @@ struct vm {
     bool job_force;
     vm_state job_prev_state;   /* where a shutdown that times out returns to */
     const char *start_reason;  /* the reason a start job announces */
+    bool spawning;             /* posix_spawn of QEMU in flight on the thread pool */
     uint32_t job_timeout_s;
     uv_timer_t *health_timer;  /* re-checks an unresponsive QEMU */
     statefile_writer *def_file;

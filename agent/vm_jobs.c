@@ -39,7 +39,8 @@ static void preempt(vm *v)
 
 int vm_destroy(vm *v, vm_done_cb cb, void *opaque, vm_result *res)
 {
-    if (!require_process(v, res))
+    /* A QEMU still being spawned is stopped as soon as its pid is known. */
+    if (!v->spawning && !require_process(v, res))
         return -1;
     preempt(v);
     if (!vm_job_begin(v, VM_JOB_DESTROY, cb, opaque, res))

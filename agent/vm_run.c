@@ -429,6 +429,7 @@ static void after_spawn(uv_work_t *req, int status)
     int r = status < 0 ? status : w->status;
 
     v->pending_io--;
+    v->spawning = false;
     close(w->qmp_fd);
     qemu_argv_free(w->argv);
     if (r == 0 && (r = track_spawned(v, w->pid)) < 0)
@@ -436,12 +437,22 @@ static void after_spawn(uv_work_t *req, int status)
     free(w);
     if (r < 0) {
         v->proc.pid = 0;
-        vm_job_finish_error(v, "GenericError", "launching %s: %s", v->agent->cfg.qemu_binary,
-                            strerror(-r));
+        if (v->job == VM_JOB_DESTROY) {
+            vm_set_state(v, VM_STOPPED, "user", NULL);
+            vm_job_finish_ok(v, NULL);
+        } else {
+            vm_job_finish_error(v, "GenericError", "launching %s: %s", v->agent->cfg.qemu_binary,
+                                strerror(-r));
+        }
+        return;
+    }
+    vm_write_runtime(v);
+    if (v->job == VM_JOB_DESTROY) {
+        /* vm-destroy arrived while the spawn was in flight. */
+        vm_stop_process(v);
         return;
     }
     vm_set_state(v, VM_STARTING, v->start_reason, NULL);
-    vm_write_runtime(v);
     vm_connect_qmp(v, v->agent->cfg.start_timeout_ms);
 }
 
@@ -475,8 +486,10 @@ static int launch(vm *v, char *err, size_t errlen)
     }
     w->v = v;
     v->pending_io++;
+    v->spawning = true;
     if ((r = uv_queue_work(v->agent->loop, &w->req, run_spawn, after_spawn)) < 0) {
         v->pending_io--;
+        v->spawning = false;
         close(w->qmp_fd);
         qemu_argv_free(w->argv);
         snprintf(err, errlen, "queueing the launch: %s", uv_strerror(r));

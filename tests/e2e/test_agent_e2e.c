@@ -407,6 +407,39 @@ static void racing_starts_make_one_qemu(void **state)
     vm_cmd(x, "vm-destroy", "r1");
 }
 
+static void destroy_cancels_a_start_in_progress(void **state)
+{
+    t *x = *state;
+    static const char lines[] =
+        "{\"execute\": \"vm-start\", \"arguments\": {\"name\": \"k1\"}, \"id\": \"start\"}\n"
+        "{\"execute\": \"vm-destroy\", \"arguments\": {\"name\": \"k1\"}, \"id\": \"destroy\"}\n";
+    struct json_object *a, *b, *start = NULL, *destroy = NULL, *id;
+
+    define(x, bare_def("k1", NULL));
+    /* Both arrive in one read: the destroy finds the start still spawning QEMU. */
+    assert_int_equal(agent_raw(&x->conn, lines, sizeof(lines) - 1, CALL_MS, &a), 0);
+    assert_int_equal(agent_raw(&x->conn, "", 0, CALL_MS, &b), 0);
+    assert_true(json_object_object_get_ex(a, "id", &id));
+    if (strcmp(json_object_get_string(id), "start") == 0) {
+        start = a;
+        destroy = b;
+    } else {
+        start = b;
+        destroy = a;
+    }
+    assert_string_equal(agent_error_class(start), "GenericError");
+    assert_non_null(strstr(agent_error_desc(start), "interrupted by vm-destroy"));
+    assert_non_null(agent_return(destroy));
+    vm_info i = query(x, "k1");
+    assert_string_equal(i.state, "stopped");
+    assert_int_equal(count_qemu_with_uuid(i.uuid, NULL), 0);
+    json_object_put(a);
+    json_object_put(b);
+    /* And it starts normally afterwards. */
+    vm_cmd(x, "vm-start", "k1");
+    vm_cmd(x, "vm-destroy", "k1");
+}
+
 static void hung_qemu_slows_only_its_own_vm(void **state)
 {
     t *x = *state;
@@ -619,6 +652,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(killed_qemu_is_reported_within_a_second, setup, teardown),
         cmocka_unit_test_setup_teardown(on_crash_restart_starts_a_new_qemu, setup, teardown),
         cmocka_unit_test_setup_teardown(racing_starts_make_one_qemu, setup, teardown),
+        cmocka_unit_test_setup_teardown(destroy_cancels_a_start_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(hung_qemu_slows_only_its_own_vm, setup_fast_qmp_timeout, teardown),
         cmocka_unit_test_setup_teardown(qemu_runs_as_the_configured_user, setup_qemu_user, teardown),
         cmocka_unit_test_setup_teardown(non_admin_may_query_but_not_change, setup_group_socket, teardown),
