@@ -6,7 +6,6 @@
  * refused too. Run under ASan in the sanitizer build: no crash, no leak. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <zlib.h>
 
 #include "storage/storage.h"
+#include "tests/support/testdir.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -45,10 +44,6 @@
 
 #define EXT_BACKING_FORMAT 0xe2792acau
 #define EXT_FEATURE_TABLE 0x6803f857u
-
-typedef struct tdir {
-    char path[PATH_MAX];
-} tdir;
 
 /* ---- bytes ---- */
 
@@ -119,58 +114,14 @@ static void write_bytes(const char *path, const uint8_t *b, size_t len)
     assert_int_equal(close(fd), 0);
 }
 
-/* ---- temp dirs ---- */
-
-static int setup_dir(void **state)
-{
-    tdir *d = calloc(1, sizeof(*d));
-
-    if (!d)
-        return -1;
-    snprintf(d->path, sizeof(d->path), "/tmp/test_storage_hostile.XXXXXX");
-    if (!mkdtemp(d->path)) {
-        free(d);
-        return -1;
-    }
-    *state = d;
-    return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-    (void)st;
-    (void)type;
-    (void)f;
-    return remove(path);
-}
-
-static int teardown_dir(void **state)
-{
-    tdir *d = *state;
-
-    nftw(d->path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(d);
-    return 0;
-}
-
-static const char *P(const tdir *d, const char *name)
-{
-    static char bufs[4][PATH_MAX];
-    static unsigned next;
-    char *b = bufs[next++ % 4];
-
-    snprintf(b, PATH_MAX, "%s/%s", d->path, name);
-    return b;
-}
-
 /* Writes a hand-made image (optionally with a backing file) into the dir. */
-static void make_image(const tdir *d, const char *name, const char *backing,
+static void make_image(const testdir *d, const char *name, const char *backing,
                        const char *backing_fmt)
 {
     static uint8_t b[IMG_BYTES];
 
     build(b, backing, backing_fmt);
-    write_bytes(P(d, name), b, sizeof(b));
+    write_bytes(testdir_path(d, name), b, sizeof(b));
 }
 
 /* img_open must fail with want and a message containing msg; the message
@@ -208,24 +159,6 @@ static img *expect_opened(const char *path, const img_open_options *o)
         print_message("refused: %d %s\n", r, err);
     assert_int_equal(r, 0);
     return i;
-}
-
-static int run_quiet(char *const argv[])
-{
-    pid_t pid = fork();
-    int status;
-
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
-            _exit(126);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* ---- the table: one hostile field each ---- */
@@ -425,7 +358,7 @@ static const hostile_case hostile_cases[] = {
 
 static void every_hostile_header_is_refused_with_its_errno_and_message(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     static uint8_t b[IMG_BYTES];
 
     for (size_t k = 0; k < ARRAY_SIZE(hostile_cases); k++) {
@@ -438,8 +371,8 @@ static void every_hostile_header_is_refused_with_its_errno_and_message(void **st
         build(b, NULL, NULL);
         c->make(b, &len);
         snprintf(name, sizeof(name), "case%zu.qcow2", k);
-        write_bytes(P(d, name), b, len);
-        expect_refused_err(P(d, name), &o, c->err, c->msg, err, sizeof(err));
+        write_bytes(testdir_path(d, name), b, len);
+        expect_refused_err(testdir_path(d, name), &o, c->err, c->msg, err, sizeof(err));
         assert_non_null(strstr(err, name));    /* the message names the file */
     }
 }
@@ -448,7 +381,7 @@ static void every_hostile_header_is_refused_with_its_errno_and_message(void **st
 
 static void the_hand_made_image_is_valid_and_reads_its_data(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char ok_path[PATH_MAX];
     char *check[] = { "qemu-img", "check", "-q", "-f", "qcow2", ok_path, NULL };
     uint8_t buf[2 * CS], want[2 * CS];
@@ -457,9 +390,9 @@ static void the_hand_made_image_is_valid_and_reads_its_data(void **state)
     img *i;
 
     make_image(d, "ok.qcow2", NULL, NULL);
-    snprintf(ok_path, sizeof(ok_path), "%s", P(d, "ok.qcow2"));
-    assert_int_equal(run_quiet(check), 0);
-    i = expect_opened(P(d, "ok.qcow2"), NULL);
+    snprintf(ok_path, sizeof(ok_path), "%s", testdir_path(d, "ok.qcow2"));
+    assert_int_equal(test_run_argv(check, NULL, false), 0);
+    i = expect_opened(testdir_path(d, "ok.qcow2"), NULL);
     assert_int_equal(img_virtual_size(i), VSIZE);
     assert_int_equal(img_read(i, 0, buf, sizeof(buf)), 0);
     memset(want, DATA_BYTE, CS);
@@ -478,7 +411,7 @@ static void the_hand_made_image_is_valid_and_reads_its_data(void **state)
 
 static void a_corrupt_image_opens_read_only_but_not_writable(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     static uint8_t b[IMG_BYTES];
     img_open_options rw = { .writable = true };
     img_layer_info li;
@@ -486,16 +419,16 @@ static void a_corrupt_image_opens_read_only_but_not_writable(void **state)
 
     build(b, NULL, NULL);
     put64(b, 72, UINT64_C(1) << 1 | UINT64_C(1));    /* corrupt and dirty */
-    write_bytes(P(d, "corrupt.qcow2"), b, sizeof(b));
-    expect_refused(P(d, "corrupt.qcow2"), &rw, -EACCES, "marked corrupt");
-    i = expect_opened(P(d, "corrupt.qcow2"), NULL);
+    write_bytes(testdir_path(d, "corrupt.qcow2"), b, sizeof(b));
+    expect_refused(testdir_path(d, "corrupt.qcow2"), &rw, -EACCES, "marked corrupt");
+    i = expect_opened(testdir_path(d, "corrupt.qcow2"), NULL);
     assert_int_equal(img_layer_info_get(i, 0, &li), 0);
     assert_true(li.corrupt);
     assert_true(li.dirty);
     img_close(i);
     /* Without the corrupt bit, writable is fine. */
     make_image(d, "fine.qcow2", NULL, NULL);
-    i = expect_opened(P(d, "fine.qcow2"), &rw);
+    i = expect_opened(testdir_path(d, "fine.qcow2"), &rw);
     img_close(i);
 }
 
@@ -524,7 +457,7 @@ static const l2_case l2_cases[] = {
 
 static void bad_l2_entries_fail_map_and_read_with_eio(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     static uint8_t b[IMG_BYTES];
     uint8_t buf[CS], buf2[2 * CS];
 
@@ -539,8 +472,8 @@ static void bad_l2_entries_fail_map_and_read_with_eio(void **state)
             put32(b, 4, 2);    /* v2: the header ends at 72; 72..111 were zero anyway */
         }
         put64(b, OFF_L2 + 8, c->entry);
-        write_bytes(P(d, "l2.qcow2"), b, sizeof(b));
-        i = expect_opened(P(d, "l2.qcow2"), NULL);
+        write_bytes(testdir_path(d, "l2.qcow2"), b, sizeof(b));
+        i = expect_opened(testdir_path(d, "l2.qcow2"), NULL);
         assert_int_equal(img_read(i, 0, buf, sizeof(buf)), 0);
         assert_int_equal(buf[0], DATA_BYTE);
         assert_int_equal(img_read(i, CS, buf, sizeof(buf)), -EIO);
@@ -579,7 +512,7 @@ static size_t deflate_cluster(const uint8_t *in, uint8_t *out, size_t outlen)
  * cluster at an unaligned offset in a cluster appended to the image. */
 static void a_good_zero_flag_and_compressed_cluster_read_correctly(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     static uint8_t b[IMG_BYTES + CS];
     uint8_t buf[CS], want[CS];
     uint64_t coff = IMG_BYTES + 0x1f0, extra;
@@ -592,8 +525,8 @@ static void a_good_zero_flag_and_compressed_cluster_read_correctly(void **state)
     img *i;
     int fd;
 
-    snprintf(img_path, sizeof(img_path), "%s", P(d, "zc.qcow2"));
-    snprintf(raw_path, sizeof(raw_path), "%s", P(d, "zc.raw"));
+    snprintf(img_path, sizeof(img_path), "%s", testdir_path(d, "zc.qcow2"));
+    snprintf(raw_path, sizeof(raw_path), "%s", testdir_path(d, "zc.raw"));
     build(b, NULL, NULL);
     for (unsigned k = 0; k < CS; k++)
         want[k] = (uint8_t)(k * 7 / 13);
@@ -605,8 +538,8 @@ static void a_good_zero_flag_and_compressed_cluster_read_correctly(void **state)
     write_bytes(img_path, b, sizeof(b));
 
     /* QEMU agrees that the image is sound and reads the same bytes. */
-    assert_int_equal(run_quiet(check), 0);
-    assert_int_equal(run_quiet(convert), 0);
+    assert_int_equal(test_run_argv(check, NULL, false), 0);
+    assert_int_equal(test_run_argv(convert, NULL, false), 0);
     fd = open(raw_path, O_RDONLY | O_CLOEXEC);
     assert_true(fd >= 0);
     assert_int_equal(pread(fd, buf, CS, 3 * CS), CS);
@@ -632,24 +565,24 @@ static void a_good_zero_flag_and_compressed_cluster_read_correctly(void **state)
 
 static void a_backing_loop_is_refused(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     const char *const roots[] = { d->path, NULL };
     img_open_options o = { .roots = roots };
 
     make_image(d, "a.qcow2", "b.qcow2", "qcow2");
     make_image(d, "b.qcow2", "a.qcow2", "qcow2");
-    expect_refused(P(d, "a.qcow2"), &o, -ELOOP, "backing chain loops");
+    expect_refused(testdir_path(d, "a.qcow2"), &o, -ELOOP, "backing chain loops");
     make_image(d, "self.qcow2", "self.qcow2", "qcow2");
-    expect_refused(P(d, "self.qcow2"), &o, -ELOOP, "backing chain loops");
+    expect_refused(testdir_path(d, "self.qcow2"), &o, -ELOOP, "backing chain loops");
     /* A loop through a symlink to the same file is the same file. */
-    assert_int_equal(symlink("c.qcow2", P(d, "c-link.qcow2")), 0);
+    assert_int_equal(symlink("c.qcow2", testdir_path(d, "c-link.qcow2")), 0);
     make_image(d, "c.qcow2", "c-link.qcow2", "qcow2");
-    expect_refused(P(d, "c.qcow2"), &o, -ELOOP, "already layer 0");
+    expect_refused(testdir_path(d, "c.qcow2"), &o, -ELOOP, "already layer 0");
 }
 
 static void a_chain_deeper_than_the_limit_is_refused(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     const char *const roots[] = { d->path, NULL };
     img_open_options o = { .roots = roots };
     char name[32], backing[32];
@@ -662,13 +595,13 @@ static void a_chain_deeper_than_the_limit_is_refused(void **state)
         make_image(d, name, k < IMG_MAX_CHAIN ? backing : NULL,
                    k < IMG_MAX_CHAIN ? "qcow2" : NULL);
     }
-    expect_refused(P(d, "c0.qcow2"), &o, -ELOOP, "backing chain deeper than 16 layers");
-    i = expect_opened(P(d, "c1.qcow2"), &o);
+    expect_refused(testdir_path(d, "c0.qcow2"), &o, -ELOOP, "backing chain deeper than 16 layers");
+    i = expect_opened(testdir_path(d, "c1.qcow2"), &o);
     assert_int_equal(img_depth(i), IMG_MAX_CHAIN);
     img_close(i);
     o.max_depth = 3;
-    expect_refused(P(d, "c13.qcow2"), &o, -ELOOP, "backing chain deeper than 3 layers");
-    i = expect_opened(P(d, "c14.qcow2"), &o);
+    expect_refused(testdir_path(d, "c13.qcow2"), &o, -ELOOP, "backing chain deeper than 3 layers");
+    i = expect_opened(testdir_path(d, "c14.qcow2"), &o);
     assert_int_equal(img_depth(i), 3);
     img_close(i);
 }
@@ -676,14 +609,14 @@ static void a_chain_deeper_than_the_limit_is_refused(void **state)
 /* pool/ is the root; outside.qcow2 sits next to it. */
 static void backing_files_outside_the_roots_are_refused(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char pool[PATH_MAX], pool2[PATH_MAX], abs_outside[PATH_MAX + 16];
     const char *roots[] = { pool, NULL };
     img_open_options o = { .roots = roots };
     img *i;
 
-    snprintf(pool, sizeof(pool), "%s", P(d, "pool"));
-    snprintf(pool2, sizeof(pool2), "%s", P(d, "pool2"));
+    snprintf(pool, sizeof(pool), "%s", testdir_path(d, "pool"));
+    snprintf(pool2, sizeof(pool2), "%s", testdir_path(d, "pool2"));
     assert_int_equal(mkdir(pool, 0755), 0);
     assert_int_equal(mkdir(pool2, 0755), 0);
     make_image(d, "outside.qcow2", NULL, NULL);
@@ -691,52 +624,53 @@ static void backing_files_outside_the_roots_are_refused(void **state)
     make_image(d, "pool/inside.qcow2", NULL, NULL);
 
     make_image(d, "pool/dotdot.qcow2", "../outside.qcow2", "qcow2");
-    expect_refused(P(d, "pool/dotdot.qcow2"), &o, -EPERM, "outside the storage roots");
+    expect_refused(testdir_path(d, "pool/dotdot.qcow2"), &o, -EPERM, "outside the storage roots");
 
     snprintf(abs_outside, sizeof(abs_outside), "%s/outside.qcow2", d->path);
     make_image(d, "pool/absolute.qcow2", abs_outside, "qcow2");
-    expect_refused(P(d, "pool/absolute.qcow2"), &o, -EPERM, "outside the storage roots");
+    expect_refused(testdir_path(d, "pool/absolute.qcow2"), &o, -EPERM, "outside the storage roots");
 
-    assert_int_equal(symlink("../outside.qcow2", P(d, "pool/link-out.qcow2")), 0);
+    assert_int_equal(symlink("../outside.qcow2", testdir_path(d, "pool/link-out.qcow2")), 0);
     make_image(d, "pool/via-link.qcow2", "link-out.qcow2", "qcow2");
-    expect_refused(P(d, "pool/via-link.qcow2"), &o, -EPERM, "outside the storage roots");
+    expect_refused(testdir_path(d, "pool/via-link.qcow2"), &o, -EPERM, "outside the storage roots");
 
     /* "pool2" shares a prefix with "pool" but is not inside it. */
     make_image(d, "pool/prefix.qcow2", "../pool2/sibling.qcow2", "qcow2");
-    expect_refused(P(d, "pool/prefix.qcow2"), &o, -EPERM, "outside the storage roots");
+    expect_refused(testdir_path(d, "pool/prefix.qcow2"), &o, -EPERM, "outside the storage roots");
 
     /* No roots: no backing file at all. */
     make_image(d, "pool/plain-over.qcow2", "inside.qcow2", "qcow2");
-    expect_refused(P(d, "pool/plain-over.qcow2"), NULL, -EPERM, "outside the storage roots");
+    expect_refused(testdir_path(d, "pool/plain-over.qcow2"), NULL, -EPERM,
+                   "outside the storage roots");
 
     /* Positive controls: a relative name and a symlink that stay inside. */
-    i = expect_opened(P(d, "pool/plain-over.qcow2"), &o);
+    i = expect_opened(testdir_path(d, "pool/plain-over.qcow2"), &o);
     assert_int_equal(img_depth(i), 2);
     img_close(i);
-    assert_int_equal(symlink("inside.qcow2", P(d, "pool/link-in.qcow2")), 0);
+    assert_int_equal(symlink("inside.qcow2", testdir_path(d, "pool/link-in.qcow2")), 0);
     make_image(d, "pool/via-link-in.qcow2", "link-in.qcow2", "qcow2");
-    i = expect_opened(P(d, "pool/via-link-in.qcow2"), &o);
+    i = expect_opened(testdir_path(d, "pool/via-link-in.qcow2"), &o);
     img_close(i);
     /* The root itself given through a symlink still holds its files. */
-    assert_int_equal(symlink("pool", P(d, "pool-link")), 0);
-    snprintf(pool, sizeof(pool), "%s", P(d, "pool-link"));
-    i = expect_opened(P(d, "pool/plain-over.qcow2"), &o);
+    assert_int_equal(symlink("pool", testdir_path(d, "pool-link")), 0);
+    snprintf(pool, sizeof(pool), "%s", testdir_path(d, "pool-link"));
+    i = expect_opened(testdir_path(d, "pool/plain-over.qcow2"), &o);
     img_close(i);
 }
 
 static void a_missing_backing_file_is_refused(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     const char *const roots[] = { d->path, NULL };
     img_open_options o = { .roots = roots };
 
     make_image(d, "orphan.qcow2", "gone.qcow2", "qcow2");
-    expect_refused(P(d, "orphan.qcow2"), &o, -ENOENT, "backing file 'gone.qcow2'");
+    expect_refused(testdir_path(d, "orphan.qcow2"), &o, -ENOENT, "backing file 'gone.qcow2'");
 }
 
 static void things_that_are_not_images_are_refused(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     const char *const roots[] = { d->path, NULL };
     img_open_options o = { .roots = roots };
     char err[256];
@@ -745,21 +679,25 @@ static void things_that_are_not_images_are_refused(void **state)
     assert_int_equal(img_open(d->path, IMG_FORMAT_RAW, NULL, &i, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "not a regular file or block device"));
     /* A FIFO, as the image or as its backing file: refused, not waited on. */
-    assert_int_equal(mkfifo(P(d, "fifo"), 0600), 0);
-    assert_int_equal(img_open(P(d, "fifo"), IMG_FORMAT_QCOW2, NULL, &i, err, sizeof(err)),
+    assert_int_equal(mkfifo(testdir_path(d, "fifo"), 0600), 0);
+    assert_int_equal(img_open(testdir_path(d, "fifo"), IMG_FORMAT_QCOW2, NULL, &i, err,
+                              sizeof(err)),
                      -EINVAL);
     assert_non_null(strstr(err, "not a regular file or block device"));
     make_image(d, "over-fifo.qcow2", "fifo", "raw");
-    expect_refused(P(d, "over-fifo.qcow2"), &o, -EINVAL, "not a regular file or block device");
+    expect_refused(testdir_path(d, "over-fifo.qcow2"), &o, -EINVAL,
+                   "not a regular file or block device");
     /* A character device is not an image either. */
     assert_int_equal(img_open("/dev/null", IMG_FORMAT_RAW, NULL, &i, err, sizeof(err)), -EINVAL);
-    assert_int_equal(img_open(P(d, "nope"), IMG_FORMAT_QCOW2, NULL, &i, err, sizeof(err)),
+    assert_int_equal(img_open(testdir_path(d, "nope"), IMG_FORMAT_QCOW2, NULL, &i, err,
+                              sizeof(err)),
                      -ENOENT);
-    assert_int_equal(img_open(P(d, "nope"), (img_format)7, NULL, &i, err, sizeof(err)), -EINVAL);
+    assert_int_equal(img_open(testdir_path(d, "nope"), (img_format)7, NULL, &i, err, sizeof(err)),
+                     -EINVAL);
     assert_null(i);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+#define T(f) cmocka_unit_test_setup_teardown(f, testdir_setup, testdir_teardown)
 
 int main(void)
 {

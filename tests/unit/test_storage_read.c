@@ -5,11 +5,8 @@
  * checks img_map against `qemu-img map --output=json` (data, compressed,
  * zero or unallocated, from which layer, at which host offset). */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,160 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <json-c/json.h>
 
 #include "storage/storage.h"
+#include "tests/support/testdir.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
 #define GRANULE 512u
 #define MAX_EXTENTS 100000u
-#define MAX_ARGS 32
-
-typedef struct tdir {
-    char path[PATH_MAX];
-} tdir;
-
-/* ---- running qemu-img and qemu-io ---- */
-
-/* Runs argv with stdout to out (or /dev/null); returns the exit status, or
- * -1 if it died of a signal. posix_spawn, not fork: forking a sanitizer
- * build's large address space is slow. */
-static int run_argv(char *const argv[], const char *out)
-{
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int status;
-
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO,
-                                                      out ? out : "/dev/null",
-                                                      O_WRONLY | O_CREAT | O_TRUNC, 0644),
-                     0);
-    assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int run_list(const char *out, const char *first, va_list ap)
-{
-    char *argv[MAX_ARGS];
-    size_t n = 0;
-
-    argv[n++] = (char *)first;
-    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
-        assert_true(n < MAX_ARGS - 1);
-        argv[n++] = (char *)a;
-    }
-    argv[n] = NULL;
-    return run_argv(argv, out);
-}
-
-/* run("qemu-img", "create", ..., NULL) must succeed. */
-static void run(const char *first, ...) __attribute__((sentinel));
-static void run(const char *first, ...)
-{
-    va_list ap;
-    int r;
-
-    va_start(ap, first);
-    r = run_list(NULL, first, ap);
-    va_end(ap);
-    if (r != 0)
-        print_message("%s ... exited with %d\n", first, r);
-    assert_int_equal(r, 0);
-}
-
-/* The same, with stdout into a file. */
-static void run_out(const char *out, const char *first, ...) __attribute__((sentinel));
-static void run_out(const char *out, const char *first, ...)
-{
-    va_list ap;
-    int r;
-
-    va_start(ap, first);
-    r = run_list(out, first, ap);
-    va_end(ap);
-    assert_int_equal(r, 0);
-}
-
-/* ---- temp dirs ---- */
-
-static int setup_dir(void **state)
-{
-    tdir *d = calloc(1, sizeof(*d));
-
-    if (!d)
-        return -1;
-    snprintf(d->path, sizeof(d->path), "/tmp/test_storage_read.XXXXXX");
-    if (!mkdtemp(d->path)) {
-        free(d);
-        return -1;
-    }
-    *state = d;
-    return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-    (void)st;
-    (void)type;
-    (void)f;
-    return remove(path);
-}
-
-static int teardown_dir(void **state)
-{
-    tdir *d = *state;
-
-    nftw(d->path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(d);
-    return 0;
-}
-
-/* A path in the test's dir; four rotating buffers so that a call can name
- * several files. */
-static const char *P(const tdir *d, const char *name)
-{
-    static char bufs[4][PATH_MAX];
-    static unsigned next;
-    char *b = bufs[next++ % 4];
-
-    snprintf(b, PATH_MAX, "%s/%s", d->path, name);
-    return b;
-}
-
-static const char *num(uint64_t v)
-{
-    static char bufs[8][32];
-    static unsigned next;
-    char *b = bufs[next++ % 8];
-
-    snprintf(b, 32, "%llu", (unsigned long long)v);
-    return b;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    char *buf;
-
-    assert_non_null(f);
-    assert_int_equal(fstat(fileno(f), &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)st.st_size, f), (size_t)st.st_size);
-    fclose(f);
-    *len = (size_t)st.st_size;
-    return buf;
-}
 
 typedef struct check_result {
     size_t depth;
@@ -222,7 +77,7 @@ static gstate qemu_state(json_object *e, uint64_t g, const bool *raw_layers, siz
     return s;
 }
 
-static gstate *qemu_map(const tdir *d, const char *path, const char *fmt, uint64_t size,
+static gstate *qemu_map(const testdir *d, const char *path, const char *fmt, uint64_t size,
                         const bool *raw_layers, size_t depth)
 {
     size_t n = (size_t)((size + GRANULE - 1) / GRANULE), filled = 0;
@@ -230,8 +85,9 @@ static gstate *qemu_map(const tdir *d, const char *path, const char *fmt, uint64
     json_object *arr;
 
     assert_non_null(g);
-    run_out(P(d, "map.json"), "qemu-img", "map", "--output=json", "-f", fmt, path, NULL);
-    arr = json_object_from_file(P(d, "map.json"));
+    test_run_out(testdir_path(d, "map.json"), "qemu-img", "map", "--output=json", "-f", fmt, path,
+                 NULL);
+    arr = json_object_from_file(testdir_path(d, "map.json"));
     assert_non_null(arr);
     for (size_t k = 0; k < json_object_array_length(arr); k++) {
         json_object *e = json_object_array_get_idx(arr, k), *v;
@@ -351,7 +207,7 @@ static void compare_random_reads(img *i, const uint8_t *want, uint64_t size)
 
 /* Opens path (format fmt; backing files confined to the test's dir), reads
  * everything, compares with qemu-img convert and qemu-img map. */
-static check_result check_image(const tdir *d, const char *name, const char *fmt)
+static check_result check_image(const testdir *d, const char *name, const char *fmt)
 {
     char path[PATH_MAX], err[512] = "";
     const char *roots[] = { d->path, NULL };
@@ -366,7 +222,7 @@ static check_result check_image(const tdir *d, const char *name, const char *fmt
     img *i = NULL;
     int r;
 
-    snprintf(path, sizeof(path), "%s", P(d, name));
+    snprintf(path, sizeof(path), "%s", testdir_path(d, name));
     assert_int_equal(img_format_parse(fmt, &format), 0);
     r = img_open(path, format, &o, &i, err, sizeof(err));
     if (r != 0)
@@ -385,8 +241,9 @@ static check_result check_image(const tdir *d, const char *name, const char *fmt
     ours = malloc(size ? size : 1);
     assert_non_null(ours);
     assert_int_equal(img_read(i, 0, ours, size), 0);
-    run("qemu-img", "convert", "-f", fmt, "-O", "raw", path, P(d, "expect.raw"), NULL);
-    want = (uint8_t *)read_file(P(d, "expect.raw"), &want_len);
+    test_run("qemu-img", "convert", "-f", fmt, "-O", "raw", path, testdir_path(d, "expect.raw"),
+             NULL);
+    want = test_read_file(testdir_path(d, "expect.raw"), &want_len);
     assert_int_equal(want_len, size);
     compare_bytes(ours, want, size);
     compare_random_reads(i, want, size);
@@ -403,42 +260,32 @@ static check_result check_image(const tdir *d, const char *name, const char *fmt
 
 /* ---- building images ---- */
 
-static void create(const tdir *d, const char *name, const char *opts, uint64_t size)
+static void create(const testdir *d, const char *name, const char *opts, uint64_t size)
 {
     if (opts)
-        run("qemu-img", "create", "-q", "-f", "qcow2", "-o", opts, P(d, name), num(size), NULL);
+        test_run("qemu-img", "create", "-q", "-f", "qcow2", "-o", opts, testdir_path(d, name),
+                 test_decimal(size), NULL);
     else
-        run("qemu-img", "create", "-q", "-f", "qcow2", P(d, name), num(size), NULL);
+        test_run("qemu-img", "create", "-q", "-f", "qcow2", testdir_path(d, name),
+                 test_decimal(size), NULL);
 }
 
-static void create_over(const tdir *d, const char *name, const char *backing,
+static void create_over(const testdir *d, const char *name, const char *backing,
                         const char *backing_fmt)
 {
-    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", backing_fmt,
-        P(d, name), NULL);
+    test_run("qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", backing_fmt,
+             testdir_path(d, name), NULL);
 }
 
-/* qemu-io on a qcow2 image with up to eight commands. */
-static void qio(const tdir *d, const char *name, const char *const *cmds)
+/* qemu-io on the qcow2 image name in d. */
+static void qio(const testdir *d, const char *name, const char *const *cmds)
 {
-    char *argv[MAX_ARGS];
-    size_t n = 0;
-
-    argv[n++] = "qemu-io";
-    argv[n++] = "-f";
-    argv[n++] = "qcow2";
-    for (size_t k = 0; cmds[k]; k++) {
-        argv[n++] = "-c";
-        argv[n++] = (char *)cmds[k];
-    }
-    argv[n++] = (char *)P(d, name);
-    argv[n] = NULL;
-    assert_int_equal(run_argv(argv, NULL), 0);
+    test_qemu_io(testdir_path(d, name), cmds);
 }
 
 /* Writes that exercise partial clusters, cluster-crossing writes, zeroing
  * data and unallocated space, discards and the unaligned tail. */
-static void scribble(const tdir *d, const char *name, uint64_t cs, uint64_t size)
+static void scribble(const testdir *d, const char *name, uint64_t cs, uint64_t size)
 {
     char c[8][96];
 
@@ -458,7 +305,7 @@ static void scribble(const tdir *d, const char *name, uint64_t cs, uint64_t size
 
 static void cluster_size_case(void **state, uint64_t cs, uint64_t size)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char opts[64];
     check_result r;
 
@@ -500,7 +347,7 @@ static void images_with_2m_clusters_read_as_qemu_reads_them(void **state)
 
 static void version_2_images_read_as_qemu_reads_them(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     check_result r;
 
     create(d, "v2.qcow2", "compat=0.10", 4 * MiB);
@@ -512,7 +359,7 @@ static void version_2_images_read_as_qemu_reads_them(void **state)
 
 static void refcount_width_case(void **state, unsigned bits)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char opts[64];
     check_result r;
 
@@ -542,22 +389,24 @@ static void sixty_four_bit_refcounts_are_read(void **state)
  * (compressible) and zero (left out) regions, converted with -c. */
 static void compressed_case(void **state, uint64_t cs)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char opts[64], w[96], of[PATH_MAX + 3], seek[32], count[32];
     uint64_t rand_len = cs > 256 * KiB ? cs : 256 * KiB;
     uint64_t size = 3 * MiB + 2 * rand_len;
     check_result r;
 
-    run("qemu-img", "create", "-q", "-f", "raw", P(d, "src.raw"), num(size), NULL);
-    run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 1M", "-c", "write -P 0x01 2M 700k",
-        P(d, "src.raw"), NULL);
-    snprintf(of, sizeof(of), "of=%s", P(d, "src.raw"));
+    test_run("qemu-img", "create", "-q", "-f", "raw", testdir_path(d, "src.raw"),
+             test_decimal(size), NULL);
+    test_run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 1M", "-c", "write -P 0x01 2M 700k",
+             testdir_path(d, "src.raw"), NULL);
+    snprintf(of, sizeof(of), "of=%s", testdir_path(d, "src.raw"));
     snprintf(seek, sizeof(seek), "seek=%llu", (unsigned long long)((3 * MiB + rand_len) / KiB));
     snprintf(count, sizeof(count), "count=%llu", (unsigned long long)(rand_len / KiB));
-    run("dd", "if=/dev/urandom", of, "bs=1k", seek, count, "conv=notrunc", "status=none", NULL);
+    test_run("dd", "if=/dev/urandom", of, "bs=1k", seek, count, "conv=notrunc", "status=none",
+             NULL);
     snprintf(opts, sizeof(opts), "cluster_size=%llu", (unsigned long long)cs);
-    run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", opts, P(d, "src.raw"),
-        P(d, "c.qcow2"), NULL);
+    test_run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", opts,
+             testdir_path(d, "src.raw"), testdir_path(d, "c.qcow2"), NULL);
     /* A partial write into a compressed cluster: QEMU inflates and rewrites it. */
     snprintf(w, sizeof(w), "write -P 0x77 %llu 100", (unsigned long long)(cs + 7));
     qio(d, "c.qcow2", (const char *const[]){ w, NULL });
@@ -584,7 +433,7 @@ static void compressed_2m_clusters_read_as_qemu_reads_them(void **state)
 
 static void zero_clusters_read_as_zeros_and_map_as_zero(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     img *i = NULL;
     char err[256];
     img_extent e;
@@ -596,7 +445,9 @@ static void zero_clusters_read_as_zeros_and_map_as_zero(void **state)
                                "write -z -u 512k 64k", "write -z 2M 256k", NULL });
     r = check_image(d, "z.qcow2", "qcow2");
     assert_true(r.kinds[IMG_EXTENT_ZERO] >= 3);
-    assert_int_equal(img_open(P(d, "z.qcow2"), IMG_FORMAT_QCOW2, NULL, &i, err, sizeof(err)), 0);
+    assert_int_equal(img_open(testdir_path(d, "z.qcow2"), IMG_FORMAT_QCOW2, NULL, &i, err,
+                              sizeof(err)),
+                     0);
     assert_int_equal(img_map(i, 128 * KiB, 4 * MiB - 128 * KiB, &e), 0);
     assert_int_equal(e.kind, IMG_EXTENT_ZERO);
     assert_int_equal(e.length, 128 * KiB);
@@ -608,14 +459,14 @@ static void zero_clusters_read_as_zeros_and_map_as_zero(void **state)
 
 static void lazy_refcounts_and_a_dirty_image_are_read(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char *argv[] = { "qemu-io", "-f", "qcow2", "-c", "write -P 0x3c 64k 200k", "-c", "abort",
                      NULL, NULL };
     check_result r;
 
     create(d, "lazy.qcow2", "lazy_refcounts=on", 2 * MiB);
-    argv[7] = (char *)P(d, "lazy.qcow2");
-    assert_int_not_equal(run_argv(argv, NULL), 0);    /* aborted with the image dirty */
+    argv[7] = (char *)testdir_path(d, "lazy.qcow2");
+    assert_int_not_equal(test_run_argv(argv, NULL, false), 0);    /* aborted with the image dirty */
     r = check_image(d, "lazy.qcow2", "qcow2");
     assert_true(r.top.lazy_refcounts);
     assert_true(r.top.dirty);
@@ -623,7 +474,7 @@ static void lazy_refcounts_and_a_dirty_image_are_read(void **state)
 
 static void metadata_preallocation_is_read(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
 
     create(d, "pm.qcow2", "preallocation=metadata,cluster_size=4096", 1 * MiB);
     qio(d, "pm.qcow2", (const char *const[]){ "write -P 0x12 5000 3000", NULL });
@@ -632,7 +483,7 @@ static void metadata_preallocation_is_read(void **state)
 
 static void full_preallocation_is_read(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
 
     create(d, "pf.qcow2", "preallocation=full", 1 * MiB);
     qio(d, "pf.qcow2", (const char *const[]){ "write -P 0x13 300k 70k", NULL });
@@ -643,7 +494,7 @@ static void full_preallocation_is_read(void **state)
  * data, zero it, discard it, and leave holes to the base. */
 static void a_chain_five_deep_reads_as_qemu_reads_it(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     check_result r;
     img *i = NULL;
     char err[256];
@@ -673,9 +524,11 @@ static void a_chain_five_deep_reads_as_qemu_reads_it(void **state)
     assert_string_equal(r.top.backing_file, "l1.qcow2");
     assert_int_equal(r.top.backing_format, IMG_FORMAT_QCOW2);
 
-    assert_int_equal(img_open(P(d, "l0.qcow2"), IMG_FORMAT_QCOW2, &o, &i, err, sizeof(err)), 0);
+    assert_int_equal(img_open(testdir_path(d, "l0.qcow2"), IMG_FORMAT_QCOW2, &o, &i, err,
+                              sizeof(err)),
+                     0);
     assert_int_equal(img_layer_info_get(i, 4, &li), 0);
-    assert_string_equal(li.path, P(d, "l4.qcow2"));
+    assert_string_equal(li.path, testdir_path(d, "l4.qcow2"));
     assert_false(li.has_backing);
     assert_int_equal(img_layer_info_get(i, 5, &li), -EINVAL);
     /* Zeroed in layer 1 over data in layers 3 and 4: zero, from layer 1. */
@@ -687,12 +540,12 @@ static void a_chain_five_deep_reads_as_qemu_reads_it(void **state)
 
 static void a_raw_base_under_qcow2_reads_as_qemu_reads_it(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     check_result r;
 
-    run("qemu-img", "create", "-q", "-f", "raw", P(d, "base.raw"), "3M", NULL);
-    run("qemu-io", "-f", "raw", "-c", "write -P 0x71 0 1M", "-c", "write -P 0x72 2M 4k",
-        P(d, "base.raw"), NULL);
+    test_run("qemu-img", "create", "-q", "-f", "raw", testdir_path(d, "base.raw"), "3M", NULL);
+    test_run("qemu-io", "-f", "raw", "-c", "write -P 0x71 0 1M", "-c", "write -P 0x72 2M 4k",
+             testdir_path(d, "base.raw"), NULL);
     create_over(d, "top.qcow2", "base.raw", "raw");
     qio(d, "top.qcow2", (const char *const[]){ "write -P 0x73 512k 1M", "write -z 2M 64k",
                                                NULL });
@@ -704,7 +557,7 @@ static void a_raw_base_under_qcow2_reads_as_qemu_reads_it(void **state)
 
 static void sizes_that_are_not_cluster_multiples_read_as_qemu_reads_them(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     check_result r;
 
     /* A qcow2 whose last cluster is partly past the end of the disk. */
@@ -714,9 +567,9 @@ static void sizes_that_are_not_cluster_multiples_read_as_qemu_reads_them(void **
     assert_int_equal(r.top.virtual_size, 1000448);
 
     /* A raw base of an odd byte count under an overlay rounded up to sectors. */
-    run("qemu-img", "create", "-q", "-f", "raw", P(d, "odd.raw"), "1M", NULL);
-    run("qemu-io", "-f", "raw", "-c", "write -P 0x29 0 1M", P(d, "odd.raw"), NULL);
-    assert_int_equal(truncate(P(d, "odd.raw"), 1000001), 0);
+    test_run("qemu-img", "create", "-q", "-f", "raw", testdir_path(d, "odd.raw"), "1M", NULL);
+    test_run("qemu-io", "-f", "raw", "-c", "write -P 0x29 0 1M", testdir_path(d, "odd.raw"), NULL);
+    assert_int_equal(truncate(testdir_path(d, "odd.raw"), 1000001), 0);
     create_over(d, "over-odd.qcow2", "odd.raw", "raw");
     r = check_image(d, "over-odd.qcow2", "qcow2");
     assert_int_equal(r.depth, 2);
@@ -726,7 +579,7 @@ static void sizes_that_are_not_cluster_multiples_read_as_qemu_reads_them(void **
 
 static void reads_past_a_shorter_backing_file_are_zeros(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     const char *const roots[] = { d->path, NULL };
     img_open_options o = { .roots = roots };
     img *i = NULL;
@@ -736,12 +589,13 @@ static void reads_past_a_shorter_backing_file_are_zeros(void **state)
     create(d, "short.qcow2", NULL, 1 * MiB);
     qio(d, "short.qcow2", (const char *const[]){ "write -P 0x55 0 1M", NULL });
     create_over(d, "long.qcow2", "short.qcow2", "qcow2");
-    run("qemu-img", "resize", "-q", P(d, "long.qcow2"), "3M", NULL);
+    test_run("qemu-img", "resize", "-q", testdir_path(d, "long.qcow2"), "3M", NULL);
     qio(d, "long.qcow2", (const char *const[]){ "write -P 0x66 512k 64k",
                                                 "write -P 0x66 2M 64k", NULL });
     check_image(d, "long.qcow2", "qcow2");
 
-    assert_int_equal(img_open(P(d, "long.qcow2"), IMG_FORMAT_QCOW2, &o, &i, err, sizeof(err)),
+    assert_int_equal(img_open(testdir_path(d, "long.qcow2"), IMG_FORMAT_QCOW2, &o, &i, err,
+                              sizeof(err)),
                      0);
     assert_int_equal(img_virtual_size(i), 3 * MiB);
     assert_int_equal(img_map(i, 1 * MiB, 2 * MiB, &e), 0);
@@ -757,13 +611,15 @@ static void reads_past_a_shorter_backing_file_are_zeros(void **state)
 
 static void map_and_read_refuse_offsets_past_the_end(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     img *i = NULL;
     char err[256], buf[16];
     img_extent e;
 
     create(d, "e.qcow2", NULL, 1 * MiB);
-    assert_int_equal(img_open(P(d, "e.qcow2"), IMG_FORMAT_QCOW2, NULL, &i, err, sizeof(err)), 0);
+    assert_int_equal(img_open(testdir_path(d, "e.qcow2"), IMG_FORMAT_QCOW2, NULL, &i, err,
+                              sizeof(err)),
+                     0);
     assert_int_equal(img_map(i, 1 * MiB, 1, &e), -EINVAL);
     assert_int_equal(img_map(i, 0, 0, &e), -EINVAL);
     assert_int_equal(img_read(i, 1 * MiB - 8, buf, 16), -EINVAL);
@@ -788,7 +644,7 @@ static void format_names_round_trip(void **state)
     assert_int_equal(img_format_parse("QCOW2", &f), -EINVAL);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+#define T(f) cmocka_unit_test_setup_teardown(f, testdir_setup, testdir_teardown)
 
 int main(void)
 {

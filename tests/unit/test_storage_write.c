@@ -8,11 +8,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,178 +19,34 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <json-c/json.h>
 
 #include "storage/storage.h"
+#include "tests/support/testdir.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
 #define GiB (UINT64_C(1) << 30)
 #define TiB (UINT64_C(1) << 40)
-#define MAX_ARGS 32
 #define ERR_LEN 512
 #define COPIED_FLAG (UINT64_C(1) << 63)
 #define OFFSET_MASK UINT64_C(0x00fffffffffffe00)
 
-typedef struct tdir {
-    char path[PATH_MAX];
-} tdir;
-
-/* ---- running qemu-img and qemu-io ---- */
-
-/* Runs argv with stdout to out (or /dev/null) and, when quiet, stderr to
- * /dev/null; returns the exit status, -1 if it died of a signal. */
-static int run_argv(char *const argv[], const char *out, bool quiet)
-{
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int status;
-
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO,
-                                                      out ? out : "/dev/null",
-                                                      O_WRONLY | O_CREAT | O_TRUNC, 0644),
-                     0);
-    if (quiet)
-        assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null",
-                                                          O_WRONLY, 0),
-                         0);
-    assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int run_va(const char *out, bool quiet, const char *first, va_list ap)
-{
-    char *argv[MAX_ARGS];
-    size_t n = 0;
-
-    argv[n++] = (char *)first;
-    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
-        assert_true(n < MAX_ARGS - 1);
-        argv[n++] = (char *)a;
-    }
-    argv[n] = NULL;
-    return run_argv(argv, out, quiet);
-}
-
-/* run("qemu-img", ..., NULL) must exit 0. */
-static void run(const char *first, ...) __attribute__((sentinel));
-static void run(const char *first, ...)
-{
-    va_list ap;
-    int r;
-
-    va_start(ap, first);
-    r = run_va(NULL, false, first, ap);
-    va_end(ap);
-    if (r != 0)
-        print_message("%s ... exited with %d\n", first, r);
-    assert_int_equal(r, 0);
-}
-
-/* The exit status, stdout into out (may be NULL), stderr dropped. */
-static int run_status(const char *out, const char *first, ...) __attribute__((sentinel));
-static int run_status(const char *out, const char *first, ...)
-{
-    va_list ap;
-    int r;
-
-    va_start(ap, first);
-    r = run_va(out, true, first, ap);
-    va_end(ap);
-    return r;
-}
-
-/* qemu-io on a qcow2 image, commands NULL-terminated. */
-static void qio(const char *path, const char *const *cmds)
-{
-    char *argv[MAX_ARGS];
-    size_t n = 0;
-
-    argv[n++] = "qemu-io";
-    argv[n++] = "-f";
-    argv[n++] = "qcow2";
-    for (size_t k = 0; cmds[k]; k++) {
-        assert_true(n < MAX_ARGS - 3);
-        argv[n++] = "-c";
-        argv[n++] = (char *)cmds[k];
-    }
-    argv[n++] = (char *)path;
-    argv[n] = NULL;
-    assert_int_equal(run_argv(argv, NULL, false), 0);
-}
-
 /* ---- temp dirs and files ---- */
-
-static int make_dir(void **state)
-{
-    tdir *d = calloc(1, sizeof(*d));
-
-    if (!d)
-        return -1;
-    snprintf(d->path, sizeof(d->path), "/tmp/test_storage_write.XXXXXX");
-    if (!mkdtemp(d->path)) {
-        free(d);
-        return -1;
-    }
-    *state = d;
-    return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-    (void)st;
-    (void)type;
-    (void)f;
-    return remove(path);
-}
 
 /* Removes the test's dir and the dir beside it that some tests make
  * outside the roots, even when the test failed half-way. */
-static int remove_dir(void **state)
+static int remove_dirs(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char outside[PATH_MAX + 16];
 
     snprintf(outside, sizeof(outside), "%s.outside", d->path);
-    nftw(outside, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    nftw(d->path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(d);
-    return 0;
-}
-
-/* A path in the test's dir; rotating buffers so that a call can name
- * several files. A path kept across calls goes into its own buffer with
- * path_in. */
-static const char *P(const tdir *d, const char *name)
-{
-    static char bufs[6][PATH_MAX];
-    static unsigned next;
-    char *b = bufs[next++ % 6];
-
-    snprintf(b, PATH_MAX, "%s/%s", d->path, name);
-    return b;
-}
-
-static void path_in(char *out, const tdir *d, const char *name)
-{
-    snprintf(out, PATH_MAX, "%s/%s", d->path, name);
-}
-
-static const char *num(uint64_t v)
-{
-    static char bufs[8][32];
-    static unsigned next;
-    char *b = bufs[next++ % 8];
-
-    snprintf(b, 32, "%llu", (unsigned long long)v);
-    return b;
+    testdir_remove_tree(outside);
+    return testdir_teardown(state);
 }
 
 static bool exists(const char *path)
@@ -203,7 +57,7 @@ static bool exists(const char *path)
 }
 
 /* No temp file of img_create's is left in the test's dir. */
-static void assert_no_temp_files(const tdir *d)
+static void assert_no_temp_files(const testdir *d)
 {
     DIR *dir = opendir(d->path);
     struct dirent *e;
@@ -234,26 +88,10 @@ static void write_pattern(const char *path, uint64_t size, unsigned seed)
     assert_int_equal(fclose(f), 0);
 }
 
-static uint8_t *read_whole(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    uint8_t *buf;
-
-    assert_non_null(f);
-    assert_int_equal(fstat(fileno(f), &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)st.st_size, f), (size_t)st.st_size);
-    fclose(f);
-    *len = (size_t)st.st_size;
-    return buf;
-}
-
 static void copy_file(const char *from, const char *to)
 {
     size_t len;
-    uint8_t *buf = read_whole(from, &len);
+    uint8_t *buf = test_read_file(from, &len);
     FILE *f = fopen(to, "wb");
 
     assert_non_null(f);
@@ -264,10 +102,10 @@ static void copy_file(const char *from, const char *to)
 
 /* ---- what QEMU says ---- */
 
-static json_object *qemu_json(const tdir *d, int *status, const char *cmd, const char *path)
+static json_object *qemu_json(const testdir *d, int *status, const char *cmd, const char *path)
 {
-    const char *out = P(d, "out.json");
-    int r = run_status(out, "qemu-img", cmd, "--output=json", path, NULL);
+    const char *out = testdir_path(d, "out.json");
+    int r = test_run_status(out, "qemu-img", cmd, "--output=json", path, NULL);
     json_object *j = json_object_from_file(out);
 
     if (status)
@@ -306,7 +144,7 @@ typedef struct qemu_check {
     uint64_t leaks, corruptions, allocated, fragmented;
 } qemu_check;
 
-static qemu_check qemu_img_check(const tdir *d, const char *path)
+static qemu_check qemu_img_check(const testdir *d, const char *path)
 {
     qemu_check q = { 0 };
     json_object *j = qemu_json(d, &q.status, "check", path);
@@ -335,7 +173,7 @@ static img_check_result our_check(const char *path)
 }
 
 /* img_check and qemu-img check count the same; returns ours. */
-static img_check_result check_both(const tdir *d, const char *path)
+static img_check_result check_both(const testdir *d, const char *path)
 {
     img_check_result ours = our_check(path);
     qemu_check q = qemu_img_check(d, path);
@@ -357,7 +195,7 @@ static img_check_result check_both(const tdir *d, const char *path)
     return ours;
 }
 
-static void assert_clean(const tdir *d, const char *path)
+static void assert_clean(const testdir *d, const char *path)
 {
     img_check_result r = check_both(d, path);
 
@@ -377,18 +215,18 @@ static void create_qcow2(const char *path, uint64_t size, uint32_t cs)
     assert_int_equal(r, 0);
 }
 
-static void overlay(const tdir *d, const char *name, const char *backing, img_format fmt)
+static void overlay(const testdir *d, const char *name, const char *backing, img_format fmt)
 {
     const char *roots[] = { d->path, NULL };
     char err[ERR_LEN] = "";
-    int r = img_overlay(P(d, name), backing, fmt, roots, err, sizeof(err));
+    int r = img_overlay(testdir_path(d, name), backing, fmt, roots, err, sizeof(err));
 
     if (r != 0)
         print_message("img_overlay %s: %d %s\n", name, r, err);
     assert_int_equal(r, 0);
 }
 
-static img *open_image(const tdir *d, const char *path, img_format fmt)
+static img *open_image(const testdir *d, const char *path, img_format fmt)
 {
     const char *roots[] = { d->path, NULL };
     img_open_options o = { .roots = roots };
@@ -403,7 +241,7 @@ static img *open_image(const tdir *d, const char *path, img_format fmt)
 }
 
 /* The image's guest bytes read through img_read must be `want`. */
-static void assert_reads(const tdir *d, const char *path, img_format fmt, const uint8_t *want,
+static void assert_reads(const testdir *d, const char *path, img_format fmt, const uint8_t *want,
                          size_t len)
 {
     img *i = open_image(d, path, fmt);
@@ -418,13 +256,13 @@ static void assert_reads(const tdir *d, const char *path, img_format fmt, const 
 }
 
 /* What `qemu-img convert -O raw` makes of an image. */
-static uint8_t *qemu_raw(const tdir *d, const char *path, const char *fmt, size_t *len)
+static uint8_t *qemu_raw(const testdir *d, const char *path, const char *fmt, size_t *len)
 {
-    const char *out = P(d, "convert.raw");
+    const char *out = testdir_path(d, "convert.raw");
     uint8_t *buf;
 
-    run("qemu-img", "convert", "-f", fmt, "-O", "raw", path, out, NULL);
-    buf = read_whole(out, len);
+    test_run("qemu-img", "convert", "-f", fmt, "-O", "raw", path, out, NULL);
+    buf = test_read_file(out, len);
     unlink(out);
     return buf;
 }
@@ -433,7 +271,7 @@ static uint8_t *qemu_raw(const tdir *d, const char *path, const char *fmt, size_
 
 /* A new image: qemu-img check finds nothing, qemu-img info agrees on every
  * parameter, the file stays sparse, and it reads as zeros. */
-static void created_image_case(const tdir *d, uint64_t size, uint32_t cs)
+static void created_image_case(const testdir *d, uint64_t size, uint32_t cs)
 {
     char path[PATH_MAX];
     json_object *info, *data;
@@ -442,7 +280,7 @@ static void created_image_case(const tdir *d, uint64_t size, uint32_t cs)
     struct stat st;
     img *i;
 
-    path_in(path, d, "new.qcow2");
+    testdir_path_into(path, d, "new.qcow2");
     create_qcow2(path, size, cs);
     assert_clean(d, path);
     info = qemu_json(d, NULL, "info", path);
@@ -489,15 +327,15 @@ static void new_qcow2_images_of_every_size_and_cluster_size_pass_qemu_img_check(
 
 static void qemu_io_writes_into_a_new_image_and_img_read_returns_its_data(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char path[PATH_MAX];
     uint8_t *want;
     size_t len;
 
-    path_in(path, d, "w.qcow2");
+    testdir_path_into(path, d, "w.qcow2");
     create_qcow2(path, 64 * MiB, 4096);
-    qio(path, (const char *const[]){ "write -P 0x5a 0 1M", "write -P 0xa5 33M 100k",
-                                     "write -z 40M 64k", NULL });
+    test_qemu_io(path, (const char *const[]){ "write -P 0x5a 0 1M", "write -P 0xa5 33M 100k",
+                                              "write -z 40M 64k", NULL });
     assert_clean(d, path);
     want = qemu_raw(d, path, "qcow2", &len);
     assert_int_equal(len, 64 * MiB);
@@ -509,7 +347,7 @@ static void qemu_io_writes_into_a_new_image_and_img_read_returns_its_data(void *
 
 /* ---- overlays ---- */
 
-static void assert_backing(const tdir *d, const char *path, const char *name, const char *fmt)
+static void assert_backing(const testdir *d, const char *path, const char *name, const char *fmt)
 {
     json_object *info = qemu_json(d, NULL, "info", path);
 
@@ -520,25 +358,26 @@ static void assert_backing(const tdir *d, const char *path, const char *name, co
 
 static void an_overlay_of_a_qcow2_master_reads_it_and_leaves_it_unchanged(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     uint8_t *want;
     size_t len;
     img_layer_info li;
     img *i;
 
-    run("qemu-img", "create", "-q", "-f", "qcow2", P(d, "master.qcow2"), num(8 * MiB), NULL);
-    qio(P(d, "master.qcow2"),
-        (const char *const[]){ "write -P 0x11 0 1M", "write -P 0x22 5M 300k", NULL });
+    test_run("qemu-img", "create", "-q", "-f", "qcow2", testdir_path(d, "master.qcow2"),
+             test_decimal(8 * MiB), NULL);
+    test_qemu_io(testdir_path(d, "master.qcow2"),
+                 (const char *const[]){ "write -P 0x11 0 1M", "write -P 0x22 5M 300k", NULL });
     overlay(d, "clone.qcow2", "master.qcow2", IMG_FORMAT_QCOW2);
 
-    assert_backing(d, P(d, "clone.qcow2"), "master.qcow2", "qcow2");
-    assert_clean(d, P(d, "clone.qcow2"));
-    assert_int_equal(run_status(NULL, "qemu-img", "compare", P(d, "clone.qcow2"),
-                                P(d, "master.qcow2"), NULL),
+    assert_backing(d, testdir_path(d, "clone.qcow2"), "master.qcow2", "qcow2");
+    assert_clean(d, testdir_path(d, "clone.qcow2"));
+    assert_int_equal(test_run_status(NULL, "qemu-img", "compare", testdir_path(d, "clone.qcow2"),
+                                     testdir_path(d, "master.qcow2"), NULL),
                      0);
-    want = qemu_raw(d, P(d, "master.qcow2"), "qcow2", &len);
-    assert_reads(d, P(d, "clone.qcow2"), IMG_FORMAT_QCOW2, want, len);
-    i = open_image(d, P(d, "clone.qcow2"), IMG_FORMAT_QCOW2);
+    want = qemu_raw(d, testdir_path(d, "master.qcow2"), "qcow2", &len);
+    assert_reads(d, testdir_path(d, "clone.qcow2"), IMG_FORMAT_QCOW2, want, len);
+    i = open_image(d, testdir_path(d, "clone.qcow2"), IMG_FORMAT_QCOW2);
     assert_int_equal(img_depth(i), 2);
     assert_int_equal(img_layer_info_get(i, 0, &li), 0);
     assert_true(li.has_backing);
@@ -548,44 +387,48 @@ static void an_overlay_of_a_qcow2_master_reads_it_and_leaves_it_unchanged(void *
     img_close(i);
     free(want);
 
-    copy_file(P(d, "master.qcow2"), P(d, "master.copy"));
-    qio(P(d, "clone.qcow2"), (const char *const[]){ "write -P 0x77 512k 1M", NULL });
-    assert_int_equal(run_status(NULL, "qemu-img", "compare", P(d, "master.qcow2"),
-                                P(d, "master.copy"), NULL),
+    copy_file(testdir_path(d, "master.qcow2"), testdir_path(d, "master.copy"));
+    test_qemu_io(testdir_path(d, "clone.qcow2"),
+                 (const char *const[]){ "write -P 0x77 512k 1M", NULL });
+    assert_int_equal(test_run_status(NULL, "qemu-img", "compare", testdir_path(d, "master.qcow2"),
+                                     testdir_path(d, "master.copy"), NULL),
                      0);
-    assert_int_equal(run_status(NULL, "qemu-img", "compare", P(d, "clone.qcow2"),
-                                P(d, "master.qcow2"), NULL),
+    assert_int_equal(test_run_status(NULL, "qemu-img", "compare", testdir_path(d, "clone.qcow2"),
+                                     testdir_path(d, "master.qcow2"), NULL),
                      1);
-    assert_clean(d, P(d, "clone.qcow2"));
+    assert_clean(d, testdir_path(d, "clone.qcow2"));
 }
 
 static void an_overlay_of_a_raw_base_takes_its_size_and_reads_its_data(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     uint8_t *want, *after;
     size_t len, after_len;
     img *i;
 
     /* An odd size: the overlay rounds it up to whole sectors, as qemu-img. */
-    write_pattern(P(d, "base.raw"), 3 * MiB + 1000, 7);
+    write_pattern(testdir_path(d, "base.raw"), 3 * MiB + 1000, 7);
     overlay(d, "top.qcow2", "base.raw", IMG_FORMAT_RAW);
-    assert_backing(d, P(d, "top.qcow2"), "base.raw", "raw");
-    assert_clean(d, P(d, "top.qcow2"));
-    i = open_image(d, P(d, "top.qcow2"), IMG_FORMAT_QCOW2);
+    assert_backing(d, testdir_path(d, "top.qcow2"), "base.raw", "raw");
+    assert_clean(d, testdir_path(d, "top.qcow2"));
+    i = open_image(d, testdir_path(d, "top.qcow2"), IMG_FORMAT_QCOW2);
     assert_int_equal(img_virtual_size(i), 3 * MiB + 1024);
     img_close(i);
-    assert_int_equal(run_status(NULL, "qemu-img", "compare", "-f", "qcow2", "-F", "raw",
-                                P(d, "top.qcow2"), P(d, "base.raw"), NULL),
+    assert_int_equal(test_run_status(NULL, "qemu-img", "compare", "-f", "qcow2", "-F", "raw",
+                                     testdir_path(d, "top.qcow2"), testdir_path(d, "base.raw"),
+                                     NULL),
                      0);
-    want = read_whole(P(d, "base.raw"), &len);
-    assert_reads(d, P(d, "top.qcow2"), IMG_FORMAT_QCOW2, want, len);
+    want = test_read_file(testdir_path(d, "base.raw"), &len);
+    assert_reads(d, testdir_path(d, "top.qcow2"), IMG_FORMAT_QCOW2, want, len);
 
-    qio(P(d, "top.qcow2"), (const char *const[]){ "write -P 0x33 1M 64k", NULL });
-    after = read_whole(P(d, "base.raw"), &after_len);
+    test_qemu_io(testdir_path(d, "top.qcow2"),
+                 (const char *const[]){ "write -P 0x33 1M 64k", NULL });
+    after = test_read_file(testdir_path(d, "base.raw"), &after_len);
     assert_int_equal(after_len, len);
     assert_memory_equal(after, want, len);
-    assert_int_equal(run_status(NULL, "qemu-img", "compare", "-f", "qcow2", "-F", "raw",
-                                P(d, "top.qcow2"), P(d, "base.raw"), NULL),
+    assert_int_equal(test_run_status(NULL, "qemu-img", "compare", "-f", "qcow2", "-F", "raw",
+                                     testdir_path(d, "top.qcow2"), testdir_path(d, "base.raw"),
+                                     NULL),
                      1);
     free(after);
     free(want);
@@ -593,7 +436,7 @@ static void an_overlay_of_a_raw_base_takes_its_size_and_reads_its_data(void **st
 
 static void an_image_with_a_backing_file_may_be_larger_than_it(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     const char *roots[] = { d->path, NULL };
     img_create_options o = { .format = IMG_FORMAT_QCOW2, .size = 4 * MiB,
                              .backing_file = "small.raw", .backing_format = IMG_FORMAT_RAW,
@@ -603,11 +446,11 @@ static void an_image_with_a_backing_file_may_be_larger_than_it(void **state)
     size_t len;
     img *i;
 
-    write_pattern(P(d, "small.raw"), MiB, 3);
-    assert_int_equal(img_create(P(d, "big.qcow2"), &o, err, sizeof(err)), 0);
-    assert_clean(d, P(d, "big.qcow2"));
-    want = read_whole(P(d, "small.raw"), &len);
-    i = open_image(d, P(d, "big.qcow2"), IMG_FORMAT_QCOW2);
+    write_pattern(testdir_path(d, "small.raw"), MiB, 3);
+    assert_int_equal(img_create(testdir_path(d, "big.qcow2"), &o, err, sizeof(err)), 0);
+    assert_clean(d, testdir_path(d, "big.qcow2"));
+    want = test_read_file(testdir_path(d, "small.raw"), &len);
+    i = open_image(d, testdir_path(d, "big.qcow2"), IMG_FORMAT_QCOW2);
     assert_int_equal(img_virtual_size(i), 4 * MiB);
     assert_int_equal(img_read(i, 0, buf, sizeof(buf)), 0);
     assert_memory_equal(buf, want, sizeof(buf));
@@ -621,24 +464,24 @@ static void an_image_with_a_backing_file_may_be_larger_than_it(void **state)
 
 static void a_new_raw_image_is_sparse_and_of_the_size_asked(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     img_create_options o = { .format = IMG_FORMAT_RAW, .size = GiB };
     char err[ERR_LEN] = "";
     json_object *info;
     struct stat st;
 
-    assert_int_equal(img_create(P(d, "disk.raw"), &o, err, sizeof(err)), 0);
-    assert_int_equal(stat(P(d, "disk.raw"), &st), 0);
+    assert_int_equal(img_create(testdir_path(d, "disk.raw"), &o, err, sizeof(err)), 0);
+    assert_int_equal(stat(testdir_path(d, "disk.raw"), &st), 0);
     assert_int_equal(st.st_size, GiB);
     assert_int_equal(st.st_blocks, 0);
-    info = qemu_json(d, NULL, "info", P(d, "disk.raw"));
+    info = qemu_json(d, NULL, "info", testdir_path(d, "disk.raw"));
     assert_string_equal(jstr(info, "format"), "raw");
     assert_int_equal(jint(info, "virtual-size"), GiB);
     json_object_put(info);
 
     o.size = 1000;    /* rounded up to a sector, as qemu-img does */
-    assert_int_equal(img_create(P(d, "odd.raw"), &o, err, sizeof(err)), 0);
-    assert_int_equal(stat(P(d, "odd.raw"), &st), 0);
+    assert_int_equal(img_create(testdir_path(d, "odd.raw"), &o, err, sizeof(err)), 0);
+    assert_int_equal(stat(testdir_path(d, "odd.raw"), &st), 0);
     assert_int_equal(st.st_size, 1024);
     assert_no_temp_files(d);
 }
@@ -695,23 +538,23 @@ static const refusal refusals[] = {
 };
 
 typedef struct refusal_env {
-    char outside_dir[PATH_MAX];   /* beside the test's dir, outside the roots; remove_dir
+    char outside_dir[PATH_MAX];   /* beside the test's dir, outside the roots; remove_dirs
                                    * removes it */
     char outside[PATH_MAX];       /* a raw image in it */
     char long_name[2001];
     char dots[600];
 } refusal_env;
 
-static void setup_refusals(const tdir *d, refusal_env *env)
+static void setup_refusals(const testdir *d, refusal_env *env)
 {
     snprintf(env->outside_dir, sizeof(env->outside_dir), "%s.outside", d->path);
     snprintf(env->outside, sizeof(env->outside), "%s/out.raw", env->outside_dir);
     assert_int_equal(mkdir(env->outside_dir, 0700), 0);
     write_pattern(env->outside, MiB, 1);
-    write_pattern(P(d, "base.raw"), MiB, 2);
-    write_pattern(P(d, "exists.qcow2"), 4096, 3);
-    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", env->outside, "-F", "raw",
-        P(d, "leaky.qcow2"), NULL);
+    write_pattern(testdir_path(d, "base.raw"), MiB, 2);
+    write_pattern(testdir_path(d, "exists.qcow2"), 4096, 3);
+    test_run("qemu-img", "create", "-q", "-f", "qcow2", "-b", env->outside, "-F", "raw",
+             testdir_path(d, "leaky.qcow2"), NULL);
     memset(env->long_name, 'a', 2000);
     env->long_name[2000] = '\0';
     env->dots[0] = '\0';
@@ -735,14 +578,14 @@ static const char *refusal_backing(const refusal *t, const refusal_env *env)
 
 static void creations_that_must_be_refused_leave_nothing_behind(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     const char *roots[] = { d->path, NULL };
     refusal_env env;
     size_t before_len, after_len;
     uint8_t *before, *after;
 
     setup_refusals(d, &env);
-    before = read_whole(P(d, "exists.qcow2"), &before_len);
+    before = test_read_file(testdir_path(d, "exists.qcow2"), &before_len);
     for (size_t k = 0; k < sizeof(refusals) / sizeof(refusals[0]); k++) {
         const refusal *t = &refusals[k];
         img_create_options o = { .format = t->format, .size = t->size,
@@ -751,17 +594,17 @@ static void creations_that_must_be_refused_leave_nothing_behind(void **state)
                                  .backing_format = t->backing_format,
                                  .roots = t->no_roots ? NULL : roots };
         char err[ERR_LEN] = "";
-        int r = img_create(P(d, t->target), &o, err, sizeof(err));
+        int r = img_create(testdir_path(d, t->target), &o, err, sizeof(err));
 
         if (r != t->want)
             print_message("%s: got %d (%s), want %d\n", t->what, r, err, t->want);
         assert_int_equal(r, t->want);
         assert_true(err[0] != '\0');
         if (t->want != -EEXIST)
-            assert_false(exists(P(d, t->target)));
+            assert_false(exists(testdir_path(d, t->target)));
         assert_no_temp_files(d);
     }
-    after = read_whole(P(d, "exists.qcow2"), &after_len);
+    after = test_read_file(testdir_path(d, "exists.qcow2"), &after_len);
     assert_int_equal(after_len, before_len);
     assert_memory_equal(after, before, before_len);
     free(before);
@@ -769,7 +612,7 @@ static void creations_that_must_be_refused_leave_nothing_behind(void **state)
 
     /* The name that does not fit in 512 bytes fits in 64 KiB and resolves. */
     overlay(d, "dots.qcow2", env.dots, IMG_FORMAT_RAW);
-    assert_clean(d, P(d, "dots.qcow2"));
+    assert_clean(d, testdir_path(d, "dots.qcow2"));
 }
 
 /* Fault table: the image creation fails where the file is sized (a file
@@ -786,7 +629,7 @@ static void a_failure_after_the_temp_file_exists_leaves_nothing_behind(void **st
         { "f1.qcow2", IMG_FORMAT_QCOW2, TiB, 4096 },         /* 4 MiB of L1 */
         { "f2.qcow2", IMG_FORMAT_QCOW2, GiB, 2 << 20 },      /* 4 clusters of 2 MiB */
     };
-    tdir *d = *state;
+    testdir *d = *state;
     struct rlimit old, lim = { .rlim_cur = MiB, .rlim_max = RLIM_INFINITY };
     void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
 
@@ -799,10 +642,10 @@ static void a_failure_after_the_temp_file_exists_leaves_nothing_behind(void **st
         int r;
 
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-        r = img_create(P(d, faults[k].name), &o, err, sizeof(err));
+        r = img_create(testdir_path(d, faults[k].name), &o, err, sizeof(err));
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
         assert_int_equal(r, -EFBIG);
-        assert_false(exists(P(d, faults[k].name)));
+        assert_false(exists(testdir_path(d, faults[k].name)));
         assert_no_temp_files(d);
     }
     signal(SIGXFSZ, old_handler);
@@ -812,20 +655,21 @@ static void a_failure_after_the_temp_file_exists_leaves_nothing_behind(void **st
                                  .cluster_size = faults[k].cs };
         char err[ERR_LEN] = "";
 
-        assert_int_equal(img_create(P(d, faults[k].name), &o, err, sizeof(err)), 0);
+        assert_int_equal(img_create(testdir_path(d, faults[k].name), &o, err, sizeof(err)), 0);
     }
 }
 
 /* ---- img_check on images qemu-img made ---- */
 
-static void qcreate(const tdir *d, const char *name, const char *opts, uint64_t size)
+static void qcreate(const testdir *d, const char *name, const char *opts, uint64_t size)
 {
-    run("qemu-img", "create", "-q", "-f", "qcow2", "-o", opts, P(d, name), num(size), NULL);
+    test_run("qemu-img", "create", "-q", "-f", "qcow2", "-o", opts, testdir_path(d, name),
+             test_decimal(size), NULL);
 }
 
 static void img_check_agrees_with_qemu_on_every_refcount_width(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
 
     for (unsigned bits = 1; bits <= 64; bits *= 2) {
         char opts[64], name[32];
@@ -835,80 +679,84 @@ static void img_check_agrees_with_qemu_on_every_refcount_width(void **state)
         qcreate(d, name, opts, 16 * MiB);
         /* Discards of single clusters leave refcount 0 inside bytes of
          * narrow refcounts, so that a wrong bit order would show. */
-        qio(P(d, name), (const char *const[]){ "write -P 1 0 1M", "discard 12k 4k",
-                                              "discard 40k 8k", "discard 84k 4k",
-                                              "write -P 2 8M 100k", "write -z 9M 64k",
-                                              "write -z 0 8k", NULL });
-        assert_true(check_both(d, P(d, name)).allocated_clusters > 200);
-        assert_clean(d, P(d, name));
+        test_qemu_io(testdir_path(d, name),
+                     (const char *const[]){ "write -P 1 0 1M", "discard 12k 4k",
+                                            "discard 40k 8k", "discard 84k 4k",
+                                            "write -P 2 8M 100k", "write -z 9M 64k",
+                                            "write -z 0 8k", NULL });
+        assert_true(check_both(d, testdir_path(d, name)).allocated_clusters > 200);
+        assert_clean(d, testdir_path(d, name));
     }
 }
 
 static void img_check_agrees_with_qemu_on_compressed_images(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     static const uint32_t sizes[] = { 512, 4096, 65536, 2 << 20 };
 
-    write_pattern(P(d, "src.raw"), 3 * MiB, 5);
+    write_pattern(testdir_path(d, "src.raw"), 3 * MiB, 5);
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         char opts[64];
         img_check_result r;
 
         snprintf(opts, sizeof(opts), "cluster_size=%u", sizes[k]);
-        run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", opts,
-            P(d, "src.raw"), P(d, "c.qcow2"), NULL);
+        test_run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", opts,
+                 testdir_path(d, "src.raw"), testdir_path(d, "c.qcow2"), NULL);
         /* Rewriting some compressed clusters frees parts of host clusters
          * that other compressed clusters still share. */
-        qio(P(d, "c.qcow2"), (const char *const[]){ "write -P 9 64k 8k", NULL });
-        r = check_both(d, P(d, "c.qcow2"));
+        test_qemu_io(testdir_path(d, "c.qcow2"),
+                     (const char *const[]){ "write -P 9 64k 8k", NULL });
+        r = check_both(d, testdir_path(d, "c.qcow2"));
         assert_true(r.allocated_clusters > 0);
         assert_true(r.fragmented_clusters > 0);    /* compressed clusters count as such */
-        assert_clean(d, P(d, "c.qcow2"));
-        unlink(P(d, "c.qcow2"));
+        assert_clean(d, testdir_path(d, "c.qcow2"));
+        unlink(testdir_path(d, "c.qcow2"));
     }
 }
 
 static void img_check_agrees_with_qemu_on_cluster_sizes_versions_and_zero_clusters(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     static const char *const opts[] = { "cluster_size=512", "cluster_size=2M",
                                         "compat=0.10", "lazy_refcounts=on" };
 
     for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
         qcreate(d, "z.qcow2", opts[k], 32 * MiB);
         /* Zeroing data keeps its cluster (a zero flag with an offset) in v3. */
-        qio(P(d, "z.qcow2"), (const char *const[]){ "write -P 1 0 4M", "write -z 1M 2M",
-                                                    "write -z 20M 4M", "write -P 2 30M 1M",
-                                                    "write -P 3 2M 64k", NULL });
-        assert_clean(d, P(d, "z.qcow2"));
-        unlink(P(d, "z.qcow2"));
+        test_qemu_io(testdir_path(d, "z.qcow2"),
+                     (const char *const[]){ "write -P 1 0 4M", "write -z 1M 2M",
+                                            "write -z 20M 4M", "write -P 2 30M 1M",
+                                            "write -P 3 2M 64k", NULL });
+        assert_clean(d, testdir_path(d, "z.qcow2"));
+        unlink(testdir_path(d, "z.qcow2"));
     }
 }
 
 static void img_check_agrees_with_qemu_on_snapshots_bitmaps_and_chains(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char s[PATH_MAX];
 
-    path_in(s, d, "s.qcow2");
+    testdir_path_into(s, d, "s.qcow2");
     qcreate(d, "s.qcow2", "cluster_size=65536", 8 * MiB);
-    qio(s, (const char *const[]){ "write -P 1 0 2M", NULL });
-    run("qemu-img", "snapshot", "-c", "one", s, NULL);
-    qio(s, (const char *const[]){ "write -P 2 1M 2M", NULL });
-    run("qemu-img", "snapshot", "-c", "two", s, NULL);
-    qio(s, (const char *const[]){ "write -P 3 0 512k", NULL });
+    test_qemu_io(s, (const char *const[]){ "write -P 1 0 2M", NULL });
+    test_run("qemu-img", "snapshot", "-c", "one", s, NULL);
+    test_qemu_io(s, (const char *const[]){ "write -P 2 1M 2M", NULL });
+    test_run("qemu-img", "snapshot", "-c", "two", s, NULL);
+    test_qemu_io(s, (const char *const[]){ "write -P 3 0 512k", NULL });
     assert_clean(d, s);
     /* Enabled persistent bitmaps record the writes that follow. */
-    run("qemu-img", "bitmap", "--add", s, "b0", NULL);
-    run("qemu-img", "bitmap", "--add", "-g", "512k", s, "b1", NULL);
-    qio(s, (const char *const[]){ "write -P 4 4M 1M", NULL });
+    test_run("qemu-img", "bitmap", "--add", s, "b0", NULL);
+    test_run("qemu-img", "bitmap", "--add", "-g", "512k", s, "b1", NULL);
+    test_qemu_io(s, (const char *const[]){ "write -P 4 4M 1M", NULL });
     assert_clean(d, s);
 
-    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "s.qcow2", "-F", "qcow2",
-        P(d, "top.qcow2"), NULL);
-    qio(P(d, "top.qcow2"), (const char *const[]){ "write -P 5 1M 64k", "write -z 6M 1M", NULL });
-    assert_int_equal(check_both(d, P(d, "top.qcow2")).allocated_clusters, 1);
-    assert_clean(d, P(d, "top.qcow2"));
+    test_run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "s.qcow2", "-F", "qcow2",
+             testdir_path(d, "top.qcow2"), NULL);
+    test_qemu_io(testdir_path(d, "top.qcow2"),
+                 (const char *const[]){ "write -P 5 1M 64k", "write -z 6M 1M", NULL });
+    assert_int_equal(check_both(d, testdir_path(d, "top.qcow2")).allocated_clusters, 1);
+    assert_clean(d, testdir_path(d, "top.qcow2"));
 }
 
 /* ---- img_check on damaged images ---- */
@@ -1037,16 +885,16 @@ static void img_check_counts_damage_as_qemu_img_check_does(void **state)
         { "an L2 entry past the end of the file", damage_offset_past_the_end, 0, 2 },
         { "a refcount block past the end of the file", damage_refblock_pointer, 0, 1 },
     };
-    tdir *d = *state;
+    testdir *d = *state;
     char path[PATH_MAX];
 
-    path_in(path, d, "bad.qcow2");
+    testdir_path_into(path, d, "bad.qcow2");
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         img_check_result r;
         layout l;
 
         qcreate(d, "bad.qcow2", "cluster_size=65536", 16 * MiB);
-        qio(path, (const char *const[]){ "write -P 1 0 256k", NULL });
+        test_qemu_io(path, (const char *const[]){ "write -P 1 0 256k", NULL });
         l = find_layout(path);
         cases[k].damage(&l);
         close(l.fd);
@@ -1065,15 +913,15 @@ static void img_check_counts_damage_as_qemu_img_check_does(void **state)
 
 static void a_dirty_image_is_checked_with_a_note_that_refcounts_may_be_stale(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     char path[PATH_MAX];
     img_check_result r;
     layout l;
 
-    path_in(path, d, "dirty.qcow2");
+    testdir_path_into(path, d, "dirty.qcow2");
     /* Clean refcounts under a dirty bit: nothing counted, only the note. */
     qcreate(d, "dirty.qcow2", "cluster_size=65536,lazy_refcounts=on", 16 * MiB);
-    qio(path, (const char *const[]){ "write -P 1 0 256k", NULL });
+    test_qemu_io(path, (const char *const[]){ "write -P 1 0 256k", NULL });
     l = find_layout(path);
     be64_write(l.fd, 72, be64_read(l.fd, 72) | 1);
     close(l.fd);
@@ -1085,8 +933,8 @@ static void a_dirty_image_is_checked_with_a_note_that_refcounts_may_be_stale(voi
 
     /* Stale refcounts: qemu-io dies before it writes them. */
     qcreate(d, "dirty.qcow2", "cluster_size=65536,lazy_refcounts=on", 16 * MiB);
-    assert_int_not_equal(run_status(NULL, "qemu-io", "-f", "qcow2", "-c", "write -P 1 0 1M",
-                                    "-c", "abort", path, NULL),
+    assert_int_not_equal(test_run_status(NULL, "qemu-io", "-f", "qcow2", "-c", "write -P 1 0 1M",
+                                         "-c", "abort", path, NULL),
                          0);
     r = check_both(d, path);
     assert_true(r.corruptions >= 16);
@@ -1095,17 +943,17 @@ static void a_dirty_image_is_checked_with_a_note_that_refcounts_may_be_stale(voi
 
 static void img_check_refuses_what_it_cannot_check(void **state)
 {
-    tdir *d = *state;
+    testdir *d = *state;
     img_check_result r;
     char err[ERR_LEN] = "";
 
-    write_pattern(P(d, "plain.raw"), MiB, 1);
-    assert_int_equal(img_check(P(d, "plain.raw"), &r, err, sizeof(err)), -EINVAL);
+    write_pattern(testdir_path(d, "plain.raw"), MiB, 1);
+    assert_int_equal(img_check(testdir_path(d, "plain.raw"), &r, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "magic"));
-    assert_int_equal(img_check(P(d, "none.qcow2"), &r, err, sizeof(err)), -ENOENT);
+    assert_int_equal(img_check(testdir_path(d, "none.qcow2"), &r, err, sizeof(err)), -ENOENT);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, make_dir, remove_dir)
+#define T(f) cmocka_unit_test_setup_teardown(f, testdir_setup, remove_dirs)
 
 int main(void)
 {
