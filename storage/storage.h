@@ -9,7 +9,7 @@
  * prints.
  *
  * This header holds the read side (open, describe, map, read) and the first
- * of the write side (create, overlay, check). Copy, rebase, resize and the
+ * of the write side (create, overlay, check, resize). Copy, rebase and the
  * io_uring copy engine build on them. */
 #ifndef AGENTD_STORAGE_H
 #define AGENTD_STORAGE_H
@@ -155,5 +155,21 @@ typedef struct img_check_result {
  * could check (look at the counts), -errno when it could not open, parse
  * the header or read. */
 int img_check(const char *path, img_check_result *ret, char *err, size_t errlen);
+
+/* ---- resizing images ---- */
+
+/* Grows the image at path to new_size bytes (rounded up to a multiple of
+ * 512), in place; the image must not be in use (the caller guarantees it).
+ * raw: ftruncate. qcow2: the size field, and when the L1 table no longer
+ * covers the size a larger L1 in free clusters at the end of the file,
+ * counted before the header switches to it in one write, the old one
+ * uncounted after; each step synced, so that a crash may leak clusters but
+ * never leaves one referenced and not counted. The same size is a no-op.
+ * Refused: shrinking (-EINVAL), more than 2^61 bytes or an L1 table past
+ * 32 MiB (-EFBIG), a corrupt image (-EACCES), a dirty one (-EBUSY: check and
+ * repair it first), internal snapshots, persistent bitmaps, or a refcount
+ * table that would have to grow (-ENOTSUP). */
+int img_resize(const char *path, img_format format, uint64_t new_size, char *err,
+               size_t errlen);
 
 #endif

@@ -953,6 +953,256 @@ static void img_check_refuses_what_it_cannot_check(void **state)
     assert_int_equal(img_check(testdir_path(d, "none.qcow2"), &r, err, sizeof(err)), -ENOENT);
 }
 
+/* ---- resizing images ---- */
+
+static int resize(const char *path, img_format fmt, uint64_t size)
+{
+    char err[ERR_LEN] = "";
+    int r = img_resize(path, fmt, size, err, sizeof(err));
+
+    if (r != 0)
+        print_message("img_resize %s: %d %s\n", path, r, err);
+    return r;
+}
+
+static uint64_t qemu_virtual_size(const testdir *d, const char *path)
+{
+    json_object *info = qemu_json(d, NULL, "info", path);
+    uint64_t size = jint(info, "virtual-size");
+
+    json_object_put(info);
+    return size;
+}
+
+static uint32_t l1_entries(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint32_t n;
+
+    assert_true(fd >= 0);
+    n = be32_read(fd, 36);
+    close(fd);
+    return n;
+}
+
+/* len bytes at off read as zeros through img_read. */
+static void assert_zeros(const testdir *d, const char *path, uint64_t off, size_t len)
+{
+    img *i = open_image(d, path, IMG_FORMAT_QCOW2);
+    uint8_t *buf = malloc(len), *zeros = calloc(1, len);
+
+    assert_non_null(buf);
+    assert_non_null(zeros);
+    assert_int_equal(img_read(i, off, buf, len), 0);
+    assert_memory_equal(buf, zeros, len);
+    free(buf);
+    free(zeros);
+    img_close(i);
+}
+
+/* The 64 KiB at off read as pattern p through img_read. */
+static void assert_tail_pattern(const testdir *d, const char *path, uint64_t off, uint8_t p)
+{
+    img *i = open_image(d, path, IMG_FORMAT_QCOW2);
+    uint8_t buf[4096];
+
+    for (uint64_t k = 0; k < 64 * KiB; k += sizeof(buf)) {
+        assert_int_equal(img_read(i, off + k, buf, sizeof(buf)), 0);
+        for (size_t j = 0; j < sizeof(buf); j++)
+            assert_int_equal(buf[j], p);
+    }
+    img_close(i);
+}
+
+/* An image with data at its start and its end grows: QEMU and img_check
+ * find it clean, the old data reads back, the new area reads as zeros and
+ * takes writes at its very end. */
+static void grown_image_case(const testdir *d, uint64_t size, uint32_t cs, uint64_t new_size,
+                             bool new_l1)
+{
+    char path[PATH_MAX], before[PATH_MAX], cmd[2][64];
+    uint8_t *want;
+    size_t len;
+    uint32_t old_l1;
+
+    testdir_path_into(path, d, "g.qcow2");
+    testdir_path_into(before, d, "before.raw");
+    create_qcow2(path, size, cs);
+    snprintf(cmd[0], sizeof(cmd[0]), "write -P 0x5a 0 %llu", (unsigned long long)(size / 2));
+    snprintf(cmd[1], sizeof(cmd[1]), "write -P 0xa5 %llu 4k", (unsigned long long)(size - 4096));
+    test_qemu_io(path, (const char *const[]){ cmd[0], cmd[1], NULL });
+    test_run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", path, before, NULL);
+    old_l1 = l1_entries(path);
+
+    assert_int_equal(resize(path, IMG_FORMAT_QCOW2, new_size), 0);
+    assert_clean(d, path);
+    assert_int_equal(qemu_virtual_size(d, path), new_size);
+    assert_true(l1_entries(path) >= old_l1);
+    if (new_l1)
+        assert_true((uint64_t)l1_entries(path) * 8 > cs);    /* had to leave its cluster */
+    /* qemu-img compare reads the larger image's extra bytes as zeros. */
+    test_run("qemu-img", "compare", "-q", "-f", "raw", "-F", "qcow2", before, path, NULL);
+    want = test_read_file(before, &len);
+    assert_int_equal(len, size);
+    assert_reads(d, path, IMG_FORMAT_QCOW2, want, len);
+    free(want);
+    assert_zeros(d, path, size, 64 * KiB);
+    assert_zeros(d, path, new_size - 64 * KiB, 64 * KiB);
+
+    snprintf(cmd[0], sizeof(cmd[0]), "write -P 0x33 %llu 64k",
+             (unsigned long long)(new_size - 64 * KiB));
+    test_qemu_io(path, (const char *const[]){ cmd[0], NULL });
+    assert_clean(d, path);
+    assert_tail_pattern(d, path, new_size - 64 * KiB, 0x33);
+    unlink(path);
+    unlink(before);
+}
+
+static void qcow2_images_grow_in_place_and_keep_their_data(void **state)
+{
+    static const struct {
+        uint64_t size;
+        uint32_t cs;
+        uint64_t new_size;
+        bool new_l1;
+    } cases[] = {
+        { MiB, 65536, 64 * MiB, false },          /* the L1's one entry still covers it */
+        { MiB, 65536, 10 * GiB, false },          /* 20 entries, in the L1's cluster */
+        { MiB, 512, 100 * MiB, true },            /* 3200 entries: 50 new clusters */
+        { 4 * MiB, 512, GiB, true },              /* 512 clusters, new refcount blocks */
+        { 16 * MiB, 4096, TiB + 512, true },      /* not a multiple of the cluster size */
+    };
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+        grown_image_case(*state, cases[k].size, cases[k].cs, cases[k].new_size,
+                         cases[k].new_l1);
+}
+
+static void a_raw_image_grows_and_keeps_its_data(void **state)
+{
+    testdir *d = *state;
+    char path[PATH_MAX];
+    uint8_t *want, *got;
+    size_t len, got_len;
+
+    testdir_path_into(path, d, "g.raw");
+    write_pattern(path, MiB + 100, 3);
+    want = test_read_file(path, &len);
+    assert_int_equal(resize(path, IMG_FORMAT_RAW, 3 * MiB + 1), 0);
+    got = test_read_file(path, &got_len);
+    assert_int_equal(got_len, 3 * MiB + 512);    /* rounded up to a sector */
+    assert_memory_equal(got, want, len);
+    for (size_t k = len; k < got_len; k++)
+        assert_int_equal(got[k], 0);
+    assert_int_equal(resize(path, IMG_FORMAT_RAW, 3 * MiB + 512), 0);    /* same size */
+    free(want);
+    free(got);
+}
+
+static void set_header_bits(const char *path, uint64_t bits)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+
+    assert_true(fd >= 0);
+    be64_write(fd, 72, be64_read(fd, 72) | bits);
+    close(fd);
+}
+
+/* Refusal table: each image, the size asked and the error; the file must
+ * be left byte for byte as it was. */
+static void resizes_that_must_be_refused_leave_the_image_unchanged(void **state)
+{
+    testdir *d = *state;
+    char q[PATH_MAX], snap[PATH_MAX], corrupt[PATH_MAX], dirty[PATH_MAX], raw[PATH_MAX];
+    char full[PATH_MAX];
+
+    testdir_path_into(q, d, "q.qcow2");
+    testdir_path_into(snap, d, "snap.qcow2");
+    testdir_path_into(corrupt, d, "corrupt.qcow2");
+    testdir_path_into(dirty, d, "dirty.qcow2");
+    testdir_path_into(raw, d, "r.raw");
+    testdir_path_into(full, d, "full.qcow2");
+    create_qcow2(q, 64 * MiB, 512);
+    test_qemu_io(q, (const char *const[]){ "write -P 1 0 1M", NULL });
+    copy_file(q, corrupt);
+    set_header_bits(corrupt, 2);
+    copy_file(q, dirty);
+    set_header_bits(dirty, 1);
+    copy_file(q, snap);
+    test_run("qemu-img", "snapshot", "-c", "one", snap, NULL);
+    write_pattern(raw, MiB, 2);
+    /* 62 of the 64 refcount blocks its one reftable cluster can name are
+     * in use: 2 GiB needs an L1 of 1024 clusters more than they count. */
+    qcreate(d, "full.qcow2", "cluster_size=512", 8 * MiB);
+    test_qemu_io(full, (const char *const[]){ "write -P 1 0 7680k", NULL });
+
+    const struct {
+        const char *path;
+        img_format fmt;
+        uint64_t size;
+        int error;
+        const char *says;
+    } cases[] = {
+        { q, IMG_FORMAT_QCOW2, 32 * MiB, -EINVAL, "shrinking" },
+        { raw, IMG_FORMAT_RAW, MiB - 512, -EINVAL, "shrinking" },
+        { q, IMG_FORMAT_QCOW2, (UINT64_C(1) << 61) + 1, -EFBIG, "2^61" },
+        { q, IMG_FORMAT_QCOW2, TiB, -EFBIG, "L1 table" },    /* 256 MiB of L1 */
+        { corrupt, IMG_FORMAT_QCOW2, GiB, -EACCES, "corrupt" },
+        { dirty, IMG_FORMAT_QCOW2, GiB, -EBUSY, "dirty" },
+        { snap, IMG_FORMAT_QCOW2, GiB, -ENOTSUP, "snapshots" },
+        { full, IMG_FORMAT_QCOW2, 2 * GiB, -ENOTSUP, "refcount table" },
+        { raw, IMG_FORMAT_QCOW2, GiB, -EINVAL, "magic" },
+        { testdir_path(d, "none.qcow2"), IMG_FORMAT_QCOW2, GiB, -ENOENT, "none.qcow2" },
+    };
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        size_t before_len = 0, after_len;
+        uint8_t *before = exists(cases[k].path) ? test_read_file(cases[k].path, &before_len)
+                                                : NULL, *after;
+        char err[ERR_LEN] = "";
+        int r = img_resize(cases[k].path, cases[k].fmt, cases[k].size, err, sizeof(err));
+
+        if (r != cases[k].error || !strstr(err, cases[k].says))
+            print_message("case %zu: %d %s\n", k, r, err);
+        assert_int_equal(r, cases[k].error);
+        assert_non_null(strstr(err, cases[k].says));
+        if (!before)
+            continue;
+        after = test_read_file(cases[k].path, &after_len);
+        assert_int_equal(after_len, before_len);
+        assert_memory_equal(after, before, before_len);
+        free(before);
+        free(after);
+    }
+    assert_clean(d, full);
+}
+
+/* A failure where the file is extended (a file size limit makes ftruncate
+ * fail with EFBIG) leaves the image clean and of its old size. */
+static void a_resize_that_fails_to_extend_the_file_leaves_the_image_clean(void **state)
+{
+    testdir *d = *state;
+    char path[PATH_MAX];
+    struct rlimit old, lim = { .rlim_cur = 2 * MiB };
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    int r;
+
+    testdir_path_into(path, d, "f.qcow2");
+    create_qcow2(path, MiB, 512);
+    test_qemu_io(path, (const char *const[]){ "write -P 7 0 1M", NULL });
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    r = resize(path, IMG_FORMAT_QCOW2, 8 * GiB);    /* 2 MiB of L1 */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(r, -EFBIG);
+    assert_clean(d, path);
+    assert_int_equal(qemu_virtual_size(d, path), MiB);
+    assert_int_equal(resize(path, IMG_FORMAT_QCOW2, 8 * GiB), 0);
+    assert_clean(d, path);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, testdir_setup, remove_dirs)
 
 int main(void)
@@ -973,6 +1223,10 @@ int main(void)
         T(img_check_counts_damage_as_qemu_img_check_does),
         T(a_dirty_image_is_checked_with_a_note_that_refcounts_may_be_stale),
         T(img_check_refuses_what_it_cannot_check),
+        T(qcow2_images_grow_in_place_and_keep_their_data),
+        T(a_raw_image_grows_and_keeps_its_data),
+        T(resizes_that_must_be_refused_leave_the_image_unchanged),
+        T(a_resize_that_fails_to_extend_the_file_leaves_the_image_clean),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
