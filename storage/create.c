@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "errmsg.h"
 #include "layer.h"
 #include "qcow2_header.h"
@@ -298,19 +299,6 @@ static uint64_t l1_offset(const qcow2_plan *p)
 
 /* ---- writing qcow2 ---- */
 
-static void put32(uint8_t *b, uint32_t v)
-{
-    b[0] = (uint8_t)(v >> 24);
-    b[1] = (uint8_t)(v >> 16);
-    b[2] = (uint8_t)(v >> 8);
-    b[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-    put32(b, (uint32_t)(v >> 32));
-    put32(b + 4, (uint32_t)v);
-}
 
 /* The extensions from offset 112: the backing format if there is a backing
  * file, then the end marker; the backing name follows them. Returns where
@@ -323,13 +311,13 @@ static size_t put_extensions(uint8_t *b, const create_req *q)
         const char *fmt = img_format_name(q->backing_format);
         size_t len = strlen(fmt);
 
-        put32(b + off, QCOW2_EXT_BACKING_FORMAT);
-        put32(b + off + 4, (uint32_t)len);
+        put_be32(b + off, QCOW2_EXT_BACKING_FORMAT);
+        put_be32(b + off + 4, (uint32_t)len);
         memcpy(b + off + EXT_HEADER_LEN, fmt, len);
         off += EXT_HEADER_LEN + pad8(len);
     }
-    put32(b + off, QCOW2_EXT_END);
-    put32(b + off + 4, 0);
+    put_be32(b + off, QCOW2_EXT_END);
+    put_be32(b + off + 4, 0);
     return off + EXT_HEADER_LEN;
 }
 
@@ -339,23 +327,23 @@ static void build_header(uint8_t *b, const qcow2_plan *p, const create_req *q)
 {
     size_t name_off = put_extensions(b, q);
 
-    put32(b, QCOW2_MAGIC);
-    put32(b + 4, CREATE_VERSION);
+    put_be32(b, QCOW2_MAGIC);
+    put_be32(b + 4, CREATE_VERSION);
     if (q->backing) {
         size_t len = strlen(q->backing);
 
         memcpy(b + name_off, q->backing, len);
-        put64(b + 8, name_off);
-        put32(b + 16, (uint32_t)len);
+        put_be64(b + 8, name_off);
+        put_be32(b + 16, (uint32_t)len);
     }
-    put32(b + 20, p->cluster_bits);
-    put64(b + 24, q->size);
-    put32(b + 36, p->l1_size);
-    put64(b + 40, l1_offset(p));
-    put64(b + 48, reftable_offset(p));
-    put32(b + 56, (uint32_t)p->reftable_clusters);
-    put32(b + 96, CREATE_REFCOUNT_ORDER);
-    put32(b + 100, CREATE_HEADER_LENGTH);
+    put_be32(b + 20, p->cluster_bits);
+    put_be64(b + 24, q->size);
+    put_be32(b + 36, p->l1_size);
+    put_be64(b + 40, l1_offset(p));
+    put_be64(b + 48, reftable_offset(p));
+    put_be32(b + 56, (uint32_t)p->reftable_clusters);
+    put_be32(b + 96, CREATE_REFCOUNT_ORDER);
+    put_be32(b + 100, CREATE_HEADER_LENGTH);
 }
 
 /* Only the bytes in use are written, here and in the refcount blocks: the
@@ -382,7 +370,7 @@ static int write_reftable(int fd, const qcow2_plan *p)
     if (!t)
         return -ENOMEM;
     for (uint64_t i = 0; i < p->refblocks; i++)
-        put64(t + i * 8, refblocks_offset(p) + i * p->cluster_size);
+        put_be64(t + i * 8, refblocks_offset(p) + i * p->cluster_size);
     r = img_pwrite_exact(fd, t, bytes, reftable_offset(p));
     free(t);
     return r;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "errmsg.h"
 #include "layer.h"
 #include "qcow2_header.h"
@@ -59,19 +60,6 @@ static uint64_t div_round_up(uint64_t a, uint64_t b)
     return a / b + (a % b != 0);
 }
 
-static void put32(uint8_t *b, uint32_t v)
-{
-    b[0] = (uint8_t)(v >> 24);
-    b[1] = (uint8_t)(v >> 16);
-    b[2] = (uint8_t)(v >> 8);
-    b[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-    put32(b, (uint32_t)(v >> 32));
-    put32(b + 4, (uint32_t)v);
-}
 
 static int io_error(resize_ctx *c, int r, const char *what)
 {
@@ -285,7 +273,7 @@ static int link_new_blocks(resize_ctx *c, const alloc_run *a)
 
         if (c->reftable[i] != 0)
             continue;
-        put64(e, next * c->cs);
+        put_be64(e, next * c->cs);
         r = img_pwrite_exact(c->fd, e, sizeof(e), c->h.refcount_table_offset + i * 8);
         if (r < 0)
             return io_error(c, r, "writing the refcount table");
@@ -367,10 +355,10 @@ static int write_header_fields(resize_ctx *c, uint64_t l1_offset, size_t len)
     uint8_t b[HDR_L1_FIELDS_LEN] = { 0 };
     int r;
 
-    put64(b, c->new_size);
-    put32(b + 8, c->h.crypt_method);
-    put32(b + 12, c->new_l1_size);
-    put64(b + 16, l1_offset);
+    put_be64(b, c->new_size);
+    put_be32(b + 8, c->h.crypt_method);
+    put_be32(b + 12, c->new_l1_size);
+    put_be64(b + 16, l1_offset);
     r = img_pwrite_exact(c->fd, b, len, HDR_SIZE_OFFSET);
     if (r < 0)
         return io_error(c, r, "writing the header");
