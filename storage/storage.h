@@ -172,4 +172,41 @@ int img_check(const char *path, img_check_result *ret, char *err, size_t errlen)
 int img_resize(const char *path, img_format format, uint64_t new_size, char *err,
                size_t errlen);
 
+/* ---- storage pool locations ---- */
+
+/* Where a pool lives, as xCAT's vmstorage strings name it. */
+typedef enum img_pool_kind {
+    IMG_POOL_DIR,            /* a local directory */
+    IMG_POOL_PHY,            /* a block device */
+    IMG_POOL_NFS,            /* an NFS export */
+} img_pool_kind;
+
+typedef struct img_pool_spec {
+    img_pool_kind kind;
+    char path[PATH_MAX];         /* DIR: the directory; PHY: the block device path */
+    char server[256];            /* NFS: host name or IPv4/IPv6 literal (brackets stripped) */
+    char export_path[PATH_MAX];  /* NFS: the exported directory, absolute */
+} img_pool_spec;
+
+/* Parses "dir:///var/lib/libvirt/images", "/var/lib/x" (a plain absolute
+ * path is a dir pool), "phy:/dev/sdb1", "nfs://10.0.0.1/install/vms/",
+ * "nfs://[fd00::1]/x" or "nfs://nas.example/export". Schemes are matched
+ * without regard to case. Paths are normalised: repeated slashes folded,
+ * "." components and trailing slashes dropped ("/" stays "/"). Fields not
+ * used by the kind are empty. Refused, with a message naming what is wrong:
+ * control characters, unknown schemes, relative paths, ".." components,
+ * an empty server or export, a server with characters outside
+ * [A-Za-z0-9.-] or starting with '.' or '-', an IPv6 literal outside
+ * brackets or one inet_pton refuses, anything after the closing bracket,
+ * phy paths not under /dev/ (-EINVAL), and parts too long for their
+ * buffer (-ENAMETOOLONG). ret is untouched on failure. */
+int img_pool_spec_parse(const char *s, img_pool_spec *ret, char *err, size_t errlen);
+
+/* The canonical string form: "dir:///var/lib/x", "phy:/dev/sdb1",
+ * "nfs://10.0.0.1/install/vms", "nfs://[fd00::1]/x"; parsing it gives p
+ * back. Returns its length, -ENOBUFS when it does not fit in len bytes
+ * (buf then holds a truncated string if len > 0), -EINVAL for an unknown
+ * kind. */
+int img_pool_spec_format(const img_pool_spec *p, char *buf, size_t len);
+
 #endif
