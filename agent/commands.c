@@ -161,13 +161,9 @@ static void cmd_capabilities(request *r, struct json_object *args)
 static void cmd_query_version(request *r, struct json_object *args)
 {
     agent *a = request_agent(r);
-    struct json_object *o = json_object_new_object(), *v = json_object_new_object();
-    struct json_object *q = json_object_new_object();
+    struct json_object *o = json_object_new_object(), *q = json_object_new_object();
 
-    json_object_object_add(v, "major", json_object_new_int(AGENTD_VERSION_MAJOR));
-    json_object_object_add(v, "minor", json_object_new_int(AGENTD_VERSION_MINOR));
-    json_object_object_add(v, "micro", json_object_new_int(AGENTD_VERSION_MICRO));
-    json_object_object_add(o, "agentd", v);
+    json_object_object_add(o, "agentd", server_version_json());
     json_object_object_add(o, "package", json_object_new_string("agentd " AGENTD_VERSION_STRING));
     json_object_object_add(q, "binary", json_object_new_string(a->cfg.qemu_binary));
     json_object_object_add(q, "version", json_object_new_string(a->qemu_version_str));

@@ -501,17 +501,25 @@ static void authenticate(client *c)
                (s->have_admin_gid && (cred.gid == s->admin_gid || in_group(cred.pid, s->admin_gid)));
 }
 
-static void send_greeting(client *c)
+struct json_object *server_version_json(void)
 {
-    agent *a = c->srv->agent;
-    struct json_object *g = json_object_new_object(), *q = json_object_new_object();
-    struct json_object *v = json_object_new_object(), *ver = json_object_new_object();
-    struct json_object *me = json_object_new_object();
+    struct json_object *ver = json_object_new_object();
 
     json_object_object_add(ver, "major", json_object_new_int(AGENTD_VERSION_MAJOR));
     json_object_object_add(ver, "minor", json_object_new_int(AGENTD_VERSION_MINOR));
     json_object_object_add(ver, "micro", json_object_new_int(AGENTD_VERSION_MICRO));
-    json_object_object_add(v, "qemu", ver);
+    return ver;
+}
+
+static void send_greeting(client *c)
+{
+    agent *a = c->srv->agent;
+    struct json_object *g = json_object_new_object(), *q = json_object_new_object();
+    struct json_object *v = json_object_new_object();
+    struct json_object *me = json_object_new_object();
+
+    /* A QMP client reads the peer's version from "qemu": the agent's goes there. */
+    json_object_object_add(v, "qemu", server_version_json());
     json_object_object_add(v, "package", json_object_new_string("agentd " AGENTD_VERSION_STRING));
     json_object_object_add(q, "version", v);
     json_object_object_add(q, "capabilities", json_object_new_array());

@@ -36,6 +36,9 @@ void server_client_close(client *c);
 /* Sends one event line to every negotiated client. */
 void server_broadcast(const char *line, size_t len, void *server);
 
+/* {"major", "minor", "micro"} of this agent, for the greeting and query-version. */
+struct json_object *server_version_json(void);
+
 agent *request_agent(const request *r);
 bool request_is_admin(const request *r);
 /* Finishes the request with a return value (ownership taken; NULL means {}). */
