@@ -11,26 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bytes.h"
 #include "errmsg.h"
 #include "layer.h"
+#include "qcow2_build.h"
 #include "qcow2_header.h"
 #include "refcount.h"
 #include "storage.h"
+#include "tempfile.h"
 
-#define CREATE_VERSION 3u
-#define CREATE_HEADER_LENGTH 112u        /* v3 fields and compression_type, padded */
-#define CREATE_REFCOUNT_ORDER 4u         /* 16-bit refcounts, as qemu-img makes */
-#define DEFAULT_CLUSTER_SIZE 65536u
 #define SIZE_ALIGN 512u                  /* qemu-img rounds sizes up to sectors */
-#define EXT_HEADER_LEN 8u
-#define TMP_TRIES 64
-#define TMP_BASE_MAX 200                 /* of the target's name, in the temp name */
 #define MSG_MAX 512
 
 /* What img_create was asked for, validated. */
@@ -79,11 +72,6 @@ int img_pwrite_exact(int fd, const void *buf, size_t len, uint64_t off)
 static uint64_t div_round_up(uint64_t a, uint64_t b)
 {
     return a / b + (a % b != 0);
-}
-
-static size_t pad8(size_t n)
-{
-    return (n + 7) & ~(size_t)7;
 }
 
 /* ---- validation ---- */
@@ -215,7 +203,7 @@ static int check_request(const char *path, const img_create_options *o, create_r
     if (!path || !o || !img_format_name(o->format))
         return img_errmsg(err, errlen, -EINVAL, "invalid arguments");
     *q = (create_req){ .path = path, .format = o->format,
-                       .cluster_size = o->cluster_size ? o->cluster_size : DEFAULT_CLUSTER_SIZE,
+                       .cluster_size = o->cluster_size ? o->cluster_size : QCOW2_DEFAULT_CLUSTER_SIZE,
                        .backing = o->backing_file, .backing_format = o->backing_format,
                        .roots = o->roots };
     r = check_target(path, err, errlen);
@@ -228,43 +216,35 @@ static int check_request(const char *path, const img_create_options *o, create_r
 
 /* ---- the qcow2 layout ---- */
 
-/* Bytes of cluster 0 in use: the header, the extensions, the backing name. */
-static size_t header_bytes(const create_req *q)
-{
-    size_t n = CREATE_HEADER_LENGTH + EXT_HEADER_LEN;    /* header, end marker */
-
-    if (q->backing)
-        n += EXT_HEADER_LEN + pad8(strlen(img_format_name(q->backing_format))) +
-             strlen(q->backing);
-    return n;
-}
+/* The new image's header, for the plan p (NULL: only what its size needs). */
+static qcow2_new_header new_header(const create_req *q, const qcow2_plan *p);
 
 static int plan_l1(const create_req *q, qcow2_plan *p, char *err, size_t errlen)
 {
-    unsigned span_bits = 2 * p->cluster_bits - 3;    /* guest bytes one L2 table maps */
-    uint64_t entries = div_round_up(q->size, UINT64_C(1) << span_bits);
+    int64_t entries = qcow2_l1_entries_for(q->size, p->cluster_bits);
 
-    if (entries == 0)
-        entries = 1;
-    if (entries > QCOW2_MAX_L1_BYTES / 8)
+    if (entries < 0)
         return img_errmsg(err, errlen, -EFBIG,
                           "%s: size %" PRIu64 " needs an L1 table of %" PRIu64
                           " entries with %" PRIu64
                           "-byte clusters (at most %u); use a larger cluster size",
-                          q->path, q->size, entries, p->cluster_size, QCOW2_MAX_L1_BYTES / 8);
+                          q->path, q->size,
+                          div_round_up(q->size, UINT64_C(1) << (2 * p->cluster_bits - 3)),
+                          p->cluster_size, QCOW2_MAX_L1_BYTES / 8);
     p->l1_size = (uint32_t)entries;
-    p->l1_clusters = div_round_up(entries * 8, p->cluster_size);
+    p->l1_clusters = div_round_up((uint64_t)entries * 8, p->cluster_size);
     return 0;
 }
 
 static int plan_qcow2(const create_req *q, qcow2_plan *p, char *err, size_t errlen)
 {
+    qcow2_new_header n = new_header(q, NULL);
     qcow2_refcount_layout lay;
     int r;
 
     *p = (qcow2_plan){ .cluster_bits = (unsigned)__builtin_ctz(q->cluster_size),
                        .cluster_size = q->cluster_size };
-    if (header_bytes(q) > p->cluster_size)
+    if (qcow2_new_header_bytes(&n) > p->cluster_size)
         return img_errmsg(err, errlen, -ENAMETOOLONG,
                           "%s: the backing file name (%zu bytes) does not fit in the header "
                           "cluster (%" PRIu64 " bytes); use a larger cluster size",
@@ -272,7 +252,7 @@ static int plan_qcow2(const create_req *q, qcow2_plan *p, char *err, size_t errl
     r = plan_l1(q, p, err, errlen);
     if (r < 0)
         return r;
-    r = qcow2_refcount_layout_for(p->cluster_bits, CREATE_REFCOUNT_ORDER, 1 + p->l1_clusters,
+    r = qcow2_refcount_layout_for(p->cluster_bits, QCOW2_NEW_REFCOUNT_ORDER, 1 + p->l1_clusters,
                                   &lay);
     if (r < 0)
         return img_errmsg(err, errlen, r, "%s: refcount table too large", q->path);
@@ -299,103 +279,32 @@ static uint64_t l1_offset(const qcow2_plan *p)
 
 /* ---- writing qcow2 ---- */
 
-
-/* The extensions from offset 112: the backing format if there is a backing
- * file, then the end marker; the backing name follows them. Returns where
- * the name goes. */
-static size_t put_extensions(uint8_t *b, const create_req *q)
+static qcow2_new_header new_header(const create_req *q, const qcow2_plan *p)
 {
-    size_t off = CREATE_HEADER_LENGTH;
+    qcow2_new_header n = { .size = q->size, .backing = q->backing,
+                           .backing_format = q->backing_format };
 
-    if (q->backing) {
-        const char *fmt = img_format_name(q->backing_format);
-        size_t len = strlen(fmt);
-
-        put_be32(b + off, QCOW2_EXT_BACKING_FORMAT);
-        put_be32(b + off + 4, (uint32_t)len);
-        memcpy(b + off + EXT_HEADER_LEN, fmt, len);
-        off += EXT_HEADER_LEN + pad8(len);
-    }
-    put_be32(b + off, QCOW2_EXT_END);
-    put_be32(b + off + 4, 0);
-    return off + EXT_HEADER_LEN;
-}
-
-/* Cluster 0 in b (zeroed, cluster_size bytes). compression_type (byte 104)
- * stays 0, zlib, and no feature bit is set. */
-static void build_header(uint8_t *b, const qcow2_plan *p, const create_req *q)
-{
-    size_t name_off = put_extensions(b, q);
-
-    put_be32(b, QCOW2_MAGIC);
-    put_be32(b + 4, CREATE_VERSION);
-    if (q->backing) {
-        size_t len = strlen(q->backing);
-
-        memcpy(b + name_off, q->backing, len);
-        put_be64(b + 8, name_off);
-        put_be32(b + 16, (uint32_t)len);
-    }
-    put_be32(b + 20, p->cluster_bits);
-    put_be64(b + 24, q->size);
-    put_be32(b + 36, p->l1_size);
-    put_be64(b + 40, l1_offset(p));
-    put_be64(b + 48, reftable_offset(p));
-    put_be32(b + 56, (uint32_t)p->reftable_clusters);
-    put_be32(b + 96, CREATE_REFCOUNT_ORDER);
-    put_be32(b + 100, CREATE_HEADER_LENGTH);
+    if (p)
+        n = (qcow2_new_header){ .cluster_bits = p->cluster_bits, .size = q->size,
+                                .l1_size = p->l1_size, .l1_offset = l1_offset(p),
+                                .reftable_offset = reftable_offset(p),
+                                .reftable_clusters = (uint32_t)p->reftable_clusters,
+                                .backing = q->backing, .backing_format = q->backing_format };
+    return n;
 }
 
 /* Only the bytes in use are written, here and in the refcount blocks: the
  * rest of each cluster stays a hole and reads as zeros. */
 static int write_header(int fd, const qcow2_plan *p, const create_req *q)
 {
+    qcow2_new_header n = new_header(q, p);
     uint8_t *b = calloc(1, p->cluster_size);
     int r;
 
     if (!b)
         return -ENOMEM;
-    build_header(b, p, q);
-    r = img_pwrite_exact(fd, b, header_bytes(q), 0);
-    free(b);
-    return r;
-}
-
-static int write_reftable(int fd, const qcow2_plan *p)
-{
-    size_t bytes = (size_t)p->refblocks * 8;    /* <= the reftable bound */
-    uint8_t *t = malloc(bytes);
-    int r;
-
-    if (!t)
-        return -ENOMEM;
-    for (uint64_t i = 0; i < p->refblocks; i++)
-        put_be64(t + i * 8, refblocks_offset(p) + i * p->cluster_size);
-    r = img_pwrite_exact(fd, t, bytes, reftable_offset(p));
-    free(t);
-    return r;
-}
-
-/* Every cluster of the file is metadata and has refcount 1. */
-static int write_refblocks(int fd, const qcow2_plan *p)
-{
-    uint64_t per_block = qcow2_refblock_entries(p->cluster_bits, CREATE_REFCOUNT_ORDER);
-    uint8_t *b = malloc(p->cluster_size);
-    int r = 0;
-
-    if (!b)
-        return -ENOMEM;
-    for (uint64_t i = 0; i < p->refblocks && r == 0; i++) {
-        uint64_t first = i * per_block, n = p->clusters - first;
-
-        if (n > per_block)
-            n = per_block;
-        memset(b, 0, p->cluster_size);
-        for (uint64_t c = 0; c < n; c++)
-            qcow2_refcount_set(b, c, CREATE_REFCOUNT_ORDER, 1);
-        r = img_pwrite_exact(fd, b, (size_t)div_round_up(n << CREATE_REFCOUNT_ORDER, 8),
-                             refblocks_offset(p) + i * p->cluster_size);
-    }
+    qcow2_new_header_build(b, &n);
+    r = img_pwrite_exact(fd, b, qcow2_new_header_bytes(&n), 0);
     free(b);
     return r;
 }
@@ -410,10 +319,10 @@ static int write_qcow2(int fd, const create_req *q, char *err, size_t errlen)
     if (ftruncate(fd, (off_t)(p.clusters * p.cluster_size)) < 0)
         return img_errmsg(err, errlen, -errno, "%s: cannot size the new image: %m", q->path);
     r = write_header(fd, &p, q);
+    /* Every cluster of the file is metadata and has refcount 1. */
     if (r == 0)
-        r = write_reftable(fd, &p);
-    if (r == 0)
-        r = write_refblocks(fd, &p);
+        r = qcow2_write_refcounts(fd, p.cluster_bits, p.clusters, refblocks_offset(&p),
+                                  p.refblocks, reftable_offset(&p));
     if (r < 0)
         return img_errmsg(err, errlen, r, "%s: writing the new image: %s", q->path,
                           strerror(-r));
@@ -429,81 +338,6 @@ static int write_raw(int fd, const create_req *q, char *err, size_t errlen)
 }
 
 /* ---- the temp file and its installation ---- */
-
-static uint32_t temp_suffix(void)
-{
-    static unsigned counter;
-    struct timespec ts;
-    uint32_t v;
-
-    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
-        return v;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() << 16 ^
-           __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-}
-
-/* A new file ".NAME.tmp-XXXXXXXX" next to path, opened in tmp. */
-static int open_temp(const char *path, char *tmp, char *err, size_t errlen)
-{
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    int dirlen = slash ? (int)(slash - path + 1) : 0;
-
-    for (int k = 0; k < TMP_TRIES; k++) {
-        int n = snprintf(tmp, PATH_MAX, "%.*s.%.*s.tmp-%08" PRIx32, dirlen, path,
-                         TMP_BASE_MAX, base, temp_suffix());
-        int fd;
-
-        if (n < 0 || n >= PATH_MAX)
-            return img_errmsg(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
-        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd >= 0)
-            return fd;
-        if (errno != EEXIST)
-            return img_errmsg(err, errlen, -errno,
-                              "%s: cannot create a file in its directory: %m", path);
-    }
-    return img_errmsg(err, errlen, -EEXIST, "%s: no free temporary name", path);
-}
-
-/* Renames tmp to path unless path exists. Where the filesystem cannot
- * rename without replacing, a hard link refuses an existing name too. */
-static int install(const char *tmp, const char *path, char *err, size_t errlen)
-{
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno == EINVAL || errno == ENOSYS) {
-        if (link(tmp, path) == 0) {
-            unlink(tmp);
-            return 0;
-        }
-    }
-    if (errno == EEXIST)
-        return img_errmsg(err, errlen, -EEXIST, "%s: already exists; refusing to overwrite it",
-                          path);
-    return img_errmsg(err, errlen, -errno, "%s: %m", path);
-}
-
-static int sync_dir(const char *path, char *err, size_t errlen)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[PATH_MAX];
-    int fd, r = 0;
-
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == path)
-        snprintf(dir, sizeof(dir), "/");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0)
-        r = img_errmsg(err, errlen, -errno, "%s: cannot sync its directory: %m", path);
-    if (fd >= 0)
-        close(fd);
-    return r;
-}
 
 /* The new image must open as a reader opens it: the same checks that any
  * later img_open makes, the backing chain included. */
@@ -533,7 +367,7 @@ static int write_temp(int fd, const char *tmp, const create_req *q, char *err, s
 static int write_image(const create_req *q, char *err, size_t errlen)
 {
     char tmp[PATH_MAX];
-    int fd = open_temp(q->path, tmp, err, errlen), r;
+    int fd = img_temp_open(q->path, tmp, err, errlen), r;
 
     if (fd < 0)
         return fd;
@@ -543,12 +377,12 @@ static int write_image(const create_req *q, char *err, size_t errlen)
     if (r == 0)
         r = verify(tmp, q, err, errlen);
     if (r == 0)
-        r = install(tmp, q->path, err, errlen);
+        r = img_temp_install(tmp, q->path, false, err, errlen);
     if (r < 0) {
         unlink(tmp);
         return r;
     }
-    r = sync_dir(q->path, err, errlen);
+    r = img_sync_dir(q->path, err, errlen);
     if (r < 0)
         unlink(q->path);    /* not known to be durable: leave nothing */
     return r;

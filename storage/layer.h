@@ -34,6 +34,10 @@ struct qcow2_header;
 /* pread of exactly len bytes at off: -EIO if the file ends first (read.c). */
 int img_pread_exact(int fd, void *buf, size_t len, uint64_t off);
 
+/* Inflates one compressed cluster (raw deflate, as QEMU writes it): it must
+ * produce exactly outlen bytes; -EIO otherwise (read.c). */
+int qcow2_inflate_cluster(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen);
+
 /* pwrite of exactly len bytes at off (create.c). */
 int img_pwrite_exact(int fd, const void *buf, size_t len, uint64_t off);
 

@@ -142,6 +142,7 @@ static int l2_get(img_layer *l, uint64_t off, const uint64_t **ret)
     }
     victim->offset = 0;
     victim->stamp = 0;
+    q->blocking_reads++;
     r = img_pread_exact(l->fd, victim->table, q->h.cluster_size, off);
     if (r < 0)
         return r;
@@ -149,6 +150,39 @@ static int l2_get(img_layer *l, uint64_t off, const uint64_t **ret)
     victim->stamp = ++q->clock;
     *ret = victim->table;
     return 0;
+}
+
+uint64_t qcow2_l2_table_for(const img_layer *l, uint64_t offset, bool *cached)
+{
+    const qcow2_layer *q = l->q;
+    uint64_t off = q->l1[offset >> (q->l2_bits + q->h.cluster_bits)] & QCOW2_L1E_OFFSET_MASK;
+
+    *cached = off == 0;
+    for (unsigned i = 0; off && i < q->nslots && !*cached; i++)
+        *cached = q->slots[i].offset == off;
+    return off;
+}
+
+qcow2_l2_slot *qcow2_l2_slot_claim(img_layer *l)
+{
+    qcow2_layer *q = l->q;
+    qcow2_l2_slot *victim = &q->slots[0];
+
+    for (unsigned i = 1; i < q->nslots; i++)
+        if (q->slots[i].stamp < victim->stamp)
+            victim = &q->slots[i];
+    if (!victim->table && !(victim->table = malloc(q->h.cluster_size)))
+        return NULL;
+    /* Recently used, so that no other claim picks it while it is read. */
+    victim->offset = 0;
+    victim->stamp = ++q->clock;
+    return victim;
+}
+
+void qcow2_l2_slot_fill(img_layer *l, qcow2_l2_slot *s, uint64_t table_offset)
+{
+    s->offset = table_offset;
+    s->stamp = ++l->q->clock;
 }
 
 static int classify_compressed(const qcow2_layer *q, const img_layer *l, uint64_t e,

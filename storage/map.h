@@ -49,6 +49,7 @@ typedef struct qcow2_layer {
     qcow2_l2_slot *slots;
     unsigned nslots;
     uint64_t clock;
+    uint64_t blocking_reads;      /* L2 tables l2_get had to read itself */
     /* Compressed clusters: the raw bytes read and the last cluster inflated. */
     uint8_t *cbuf;                /* 2 * cluster_size */
     uint8_t *zbuf;                /* cluster_size */
@@ -75,6 +76,16 @@ void qcow2_layer_free(struct qcow2_layer *q);
 /* The run in layer l at guest offset (< the layer's virtual size), at most
  * maxlen bytes. -EIO for an entry that is invalid or points outside the file. */
 int qcow2_layer_run(img_layer *l, uint64_t offset, uint64_t maxlen, qcow2_run *ret);
+
+/* For the copy engine, which reads L2 tables with io_uring before it maps:
+ * the host offset of the table that maps guest offset in l (0 when its L1
+ * entry is empty, so no table is needed), and whether the cache has it. */
+uint64_t qcow2_l2_table_for(const img_layer *l, uint64_t offset, bool *cached);
+/* An emptied cache slot (the least recently used) to read a table into,
+ * with its cluster_size buffer; NULL without memory. The slot stays out of
+ * lookups until qcow2_l2_slot_fill names the table it now holds. */
+qcow2_l2_slot *qcow2_l2_slot_claim(img_layer *l);
+void qcow2_l2_slot_fill(img_layer *l, qcow2_l2_slot *s, uint64_t table_offset);
 
 /* img_map, also handing back the layer's run (for COMPRESSED, the
  * descriptor read.c needs); run_ret may be NULL. */

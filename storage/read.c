@@ -47,10 +47,9 @@ static int alloc_compressed_buffers(qcow2_layer *q)
     return q->cbuf && q->zbuf ? 0 : -ENOMEM;
 }
 
-/* Inflates one cluster: it must produce exactly cluster_size bytes. The
- * input may hold more than the stream (the sector count is coarse), so
+/* The input may hold more than the stream (the sector count is coarse), so
  * running out of output before the stream ends is success, as in QEMU. */
-static int inflate_cluster(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+int qcow2_inflate_cluster(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
 {
     z_stream s = { 0 };
     int zr;
@@ -84,7 +83,7 @@ static int load_compressed(img_layer *l, const qcow2_run *run)
     r = img_pread_exact(l->fd, q->cbuf, run->clen, run->coffset);
     if (r < 0)
         return r;
-    r = inflate_cluster(q->cbuf, run->clen, q->zbuf, q->h.cluster_size);
+    r = qcow2_inflate_cluster(q->cbuf, run->clen, q->zbuf, q->h.cluster_size);
     if (r < 0)
         return r;
     q->zbuf_desc = run->cdesc;

@@ -8,9 +8,9 @@
  * error needs words, they go into the caller's err buffer. The library never
  * prints.
  *
- * This header holds the read side (open, describe, map, read) and the first
- * of the write side (create, overlay, check, resize). Copy, rebase and the
- * io_uring copy engine build on them. */
+ * This header holds the read side (open, describe, map, read), the write
+ * side (create, overlay, check, resize), the io_uring copy engine (copy and
+ * rebase) and the parsing of pool locations. */
 #ifndef AGENTD_STORAGE_H
 #define AGENTD_STORAGE_H
 
@@ -171,6 +171,91 @@ int img_check(const char *path, img_check_result *ret, char *err, size_t errlen)
  * table that would have to grow (-ENOTSUP). */
 int img_resize(const char *path, img_format format, uint64_t new_size, char *err,
                size_t errlen);
+
+/* ---- copying images: the io_uring engine ---- */
+
+/* A copy writes a new image dst whose guest content equals the source
+ * chain's, written whole under a temp name next to dst, synced, opened back
+ * as a reader would, and renamed into place: on any failure or cancel
+ * nothing is left at dst (or dst is as it was) and the source is never
+ * written.
+ *
+ * What is written: without a backing file, clusters unallocated through the
+ * whole source chain stay unallocated, all-zero data becomes zero clusters
+ * (a hole in a raw image), and only the rest is written. With a backing
+ * file (a rebase), only clusters whose content differs from the backing
+ * image's are stored (zero clusters where the source reads zeros).
+ *
+ * The engine reads and writes with io_uring from a fixed set of buffers
+ * (peak memory independent of the image size), many requests in flight at
+ * once; short reads and writes are resumed. L2 tables are read through the
+ * ring too, so a step never blocks: img_copy_start (opening and validating
+ * the chain, creating the temp file) and img_copy_finish (the last metadata,
+ * fsync, rename) block and belong on a worker thread; img_copy_step belongs
+ * on an event loop, called whenever img_copy_fd is readable. */
+typedef struct img_copy img_copy;
+
+typedef void img_copy_progress_fn(void *opaque, uint64_t done, uint64_t total);
+
+typedef struct img_copy_options {
+    img_format format;              /* of dst */
+    uint32_t cluster_size;          /* qcow2 dst; 0: 65536 */
+    const char *backing_file;       /* qcow2 dst: its backing file, stored as given (relative
+                                     * to dst's directory), opened inside roots */
+    img_format backing_format;
+    bool replace;                   /* dst may exist and is replaced in one rename */
+    const char *const *roots;       /* for the source chain and the backing file */
+    unsigned buffers;               /* 0: 16 */
+    uint32_t buffer_size;           /* 0: 1 MiB; rounded up to the cluster size */
+    img_copy_progress_fn *progress; /* from img_copy_step; may be NULL */
+    void *opaque;
+} img_copy_options;
+
+typedef struct img_copy_stats {
+    uint64_t bytes_read;            /* from the source chain and the backing file */
+    uint64_t bytes_written;         /* data and L2 tables, before the last metadata */
+    uint64_t data_clusters;         /* written to dst (qcow2: clusters; raw: 4 KiB blocks) */
+    uint64_t zero_clusters;         /* made zero clusters (qcow2) or left as holes (raw) */
+    uint64_t blocking_reads;        /* L2 tables that had to be read with blocking I/O
+                                     * during steps: 0 unless the cache misbehaves */
+    size_t buffer_bytes;            /* the fixed buffers */
+} img_copy_stats;
+
+/* Opens src (format given, chain inside roots), the backing file if any,
+ * and a temp file next to dst. Refused: dst existing without replace
+ * (-EEXIST), a backing file for a raw dst, a backing chain that contains
+ * src (-ELOOP). Blocking. */
+int img_copy_start(const char *src, img_format src_format, const char *dst,
+                   const img_copy_options *o, img_copy **ret, char *err, size_t errlen);
+/* Readable when img_copy_step has something to do (an eventfd). */
+int img_copy_fd(const img_copy *c);
+/* Reaps completions and submits what can go next; never blocks. 0: call
+ * again when the fd is readable; 1: every byte is written; negative: failed
+ * (-ECANCELED after img_copy_cancel). On 1 or negative nothing is in flight:
+ * call img_copy_finish. */
+int img_copy_step(img_copy *c);
+/* The copy stops at the next step (nothing new is submitted, what is in
+ * flight is waited for). */
+void img_copy_cancel(img_copy *c);
+void img_copy_get_stats(const img_copy *c, img_copy_stats *ret);
+/* After step returned non-zero (or at any time after a cancel has been
+ * stepped to its end): on success writes the remaining metadata, syncs and
+ * installs dst; otherwise removes the temp file. Frees c. Blocking. The
+ * copy's status: 0, or the negative errno with a message in err. */
+int img_copy_finish(img_copy *c, char *err, size_t errlen);
+
+/* The whole copy on the calling thread: start, steps (poll on the fd),
+ * finish. stats may be NULL. */
+int img_copy_run(const char *src, img_format src_format, const char *dst, const img_copy_options *o,
+             img_copy_stats *stats, char *err, size_t errlen);
+
+/* Points the qcow2 image at path at a new backing file whose content is the
+ * same where it matters: the image is rewritten (by the engine, under a
+ * temp name, then swapped in one rename) as an overlay of backing that
+ * stores only the clusters where the image's content differs from the
+ * backing's. The image must not be in use. */
+int img_rebase(const char *path, const char *backing, img_format backing_format,
+               const char *const *roots, char *err, size_t errlen);
 
 /* ---- storage pool locations ---- */
 

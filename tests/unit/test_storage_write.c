@@ -25,6 +25,7 @@
 #include <json-c/json.h>
 
 #include "storage/storage.h"
+#include "tests/support/qemu_img.h"
 #include "tests/support/testdir.h"
 
 #define KiB (UINT64_C(1) << 10)
@@ -56,21 +57,6 @@ static bool exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-/* No temp file of img_create's is left in the test's dir. */
-static void assert_no_temp_files(const testdir *d)
-{
-    DIR *dir = opendir(d->path);
-    struct dirent *e;
-
-    assert_non_null(dir);
-    while ((e = readdir(dir)) != NULL) {
-        if (strstr(e->d_name, ".tmp-"))
-            print_message("left behind: %s\n", e->d_name);
-        assert_null(strstr(e->d_name, ".tmp-"));
-    }
-    closedir(dir);
-}
-
 /* A file of size bytes that compresses, with a seed in every line. */
 static void write_pattern(const char *path, uint64_t size, unsigned seed)
 {
@@ -100,64 +86,6 @@ static void copy_file(const char *from, const char *to)
     free(buf);
 }
 
-/* ---- what QEMU says ---- */
-
-static json_object *qemu_json(const testdir *d, int *status, const char *cmd, const char *path)
-{
-    const char *out = testdir_path(d, "out.json");
-    int r = test_run_status(out, "qemu-img", cmd, "--output=json", path, NULL);
-    json_object *j = json_object_from_file(out);
-
-    if (status)
-        *status = r;
-    if (!j)
-        print_message("qemu-img %s %s: exit %d, no JSON\n", cmd, path, r);
-    assert_non_null(j);
-    return j;
-}
-
-static json_object *jget(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-
-    json_object_object_get_ex(o, key, &v);
-    return v;
-}
-
-/* An integer member, 0 when absent (qemu-img leaves out zero counts). */
-static uint64_t jint(json_object *o, const char *key)
-{
-    json_object *v = jget(o, key);
-
-    return v ? (uint64_t)json_object_get_int64(v) : 0;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v = jget(o, key);
-
-    return v ? json_object_get_string(v) : "";
-}
-
-typedef struct qemu_check {
-    int status;
-    uint64_t leaks, corruptions, allocated, fragmented;
-} qemu_check;
-
-static qemu_check qemu_img_check(const testdir *d, const char *path)
-{
-    qemu_check q = { 0 };
-    json_object *j = qemu_json(d, &q.status, "check", path);
-
-    q.leaks = jint(j, "leaks");
-    q.corruptions = jint(j, "corruptions");
-    q.allocated = jint(j, "allocated-clusters");
-    q.fragmented = jint(j, "fragmented-clusters");
-    assert_int_equal(jint(j, "check-errors"), 0);
-    json_object_put(j);
-    return q;
-}
-
 /* ---- what the image layer says ---- */
 
 static img_check_result our_check(const char *path)
@@ -176,7 +104,7 @@ static img_check_result our_check(const char *path)
 static img_check_result check_both(const testdir *d, const char *path)
 {
     img_check_result ours = our_check(path);
-    qemu_check q = qemu_img_check(d, path);
+    test_qemu_check q = test_qemu_img_check(d, path);
 
     if (ours.leaked_clusters != q.leaks || ours.corruptions != q.corruptions ||
         ours.allocated_clusters != q.allocated || ours.fragmented_clusters != q.fragmented)
@@ -201,7 +129,7 @@ static void assert_clean(const testdir *d, const char *path)
 
     assert_int_equal(r.leaked_clusters, 0);
     assert_int_equal(r.corruptions, 0);
-    assert_int_equal(qemu_img_check(d, path).status, 0);
+    assert_int_equal(test_qemu_img_check(d, path).status, 0);
 }
 
 static void create_qcow2(const char *path, uint64_t size, uint32_t cs)
@@ -283,14 +211,14 @@ static void created_image_case(const testdir *d, uint64_t size, uint32_t cs)
     testdir_path_into(path, d, "new.qcow2");
     create_qcow2(path, size, cs);
     assert_clean(d, path);
-    info = qemu_json(d, NULL, "info", path);
-    data = jget(jget(info, "format-specific"), "data");
-    assert_string_equal(jstr(info, "format"), "qcow2");
-    assert_int_equal(jint(info, "virtual-size"), size);
-    assert_int_equal(jint(info, "cluster-size"), cs);
-    assert_string_equal(jstr(data, "compat"), "1.1");
-    assert_int_equal(jint(data, "refcount-bits"), 16);
-    assert_string_equal(jstr(data, "compression-type"), "zlib");
+    info = test_qemu_json(d, NULL, "info", path);
+    data = test_jget(test_jget(info, "format-specific"), "data");
+    assert_string_equal(test_jstr(info, "format"), "qcow2");
+    assert_int_equal(test_jint(info, "virtual-size"), size);
+    assert_int_equal(test_jint(info, "cluster-size"), cs);
+    assert_string_equal(test_jstr(data, "compat"), "1.1");
+    assert_int_equal(test_jint(data, "refcount-bits"), 16);
+    assert_string_equal(test_jstr(data, "compression-type"), "zlib");
     json_object_put(info);
 
     assert_int_equal(stat(path, &st), 0);
@@ -349,10 +277,10 @@ static void qemu_io_writes_into_a_new_image_and_img_read_returns_its_data(void *
 
 static void assert_backing(const testdir *d, const char *path, const char *name, const char *fmt)
 {
-    json_object *info = qemu_json(d, NULL, "info", path);
+    json_object *info = test_qemu_json(d, NULL, "info", path);
 
-    assert_string_equal(jstr(info, "backing-filename"), name);
-    assert_string_equal(jstr(info, "backing-filename-format"), fmt);
+    assert_string_equal(test_jstr(info, "backing-filename"), name);
+    assert_string_equal(test_jstr(info, "backing-filename-format"), fmt);
     json_object_put(info);
 }
 
@@ -474,16 +402,16 @@ static void a_new_raw_image_is_sparse_and_of_the_size_asked(void **state)
     assert_int_equal(stat(testdir_path(d, "disk.raw"), &st), 0);
     assert_int_equal(st.st_size, GiB);
     assert_int_equal(st.st_blocks, 0);
-    info = qemu_json(d, NULL, "info", testdir_path(d, "disk.raw"));
-    assert_string_equal(jstr(info, "format"), "raw");
-    assert_int_equal(jint(info, "virtual-size"), GiB);
+    info = test_qemu_json(d, NULL, "info", testdir_path(d, "disk.raw"));
+    assert_string_equal(test_jstr(info, "format"), "raw");
+    assert_int_equal(test_jint(info, "virtual-size"), GiB);
     json_object_put(info);
 
     o.size = 1000;    /* rounded up to a sector, as qemu-img does */
     assert_int_equal(img_create(testdir_path(d, "odd.raw"), &o, err, sizeof(err)), 0);
     assert_int_equal(stat(testdir_path(d, "odd.raw"), &st), 0);
     assert_int_equal(st.st_size, 1024);
-    assert_no_temp_files(d);
+    test_assert_no_temp_files(d);
 }
 
 /* ---- refusals ---- */
@@ -602,7 +530,7 @@ static void creations_that_must_be_refused_leave_nothing_behind(void **state)
         assert_true(err[0] != '\0');
         if (t->want != -EEXIST)
             assert_false(exists(testdir_path(d, t->target)));
-        assert_no_temp_files(d);
+        test_assert_no_temp_files(d);
     }
     after = test_read_file(testdir_path(d, "exists.qcow2"), &after_len);
     assert_int_equal(after_len, before_len);
@@ -646,7 +574,7 @@ static void a_failure_after_the_temp_file_exists_leaves_nothing_behind(void **st
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
         assert_int_equal(r, -EFBIG);
         assert_false(exists(testdir_path(d, faults[k].name)));
-        assert_no_temp_files(d);
+        test_assert_no_temp_files(d);
     }
     signal(SIGXFSZ, old_handler);
     /* Without the limit the same creations succeed. */
@@ -906,7 +834,7 @@ static void img_check_counts_damage_as_qemu_img_check_does(void **state)
         assert_int_equal(r.leaked_clusters, cases[k].leaks);
         assert_int_equal(r.corruptions, cases[k].corruptions);
         assert_true(r.first_problem[0] != '\0');
-        assert_int_not_equal(qemu_img_check(d, path).status, 0);
+        assert_int_not_equal(test_qemu_img_check(d, path).status, 0);
         unlink(path);
     }
 }
@@ -967,8 +895,8 @@ static int resize(const char *path, img_format fmt, uint64_t size)
 
 static uint64_t qemu_virtual_size(const testdir *d, const char *path)
 {
-    json_object *info = qemu_json(d, NULL, "info", path);
-    uint64_t size = jint(info, "virtual-size");
+    json_object *info = test_qemu_json(d, NULL, "info", path);
+    uint64_t size = test_jint(info, "virtual-size");
 
     json_object_put(info);
     return size;
