@@ -13,6 +13,8 @@ typedef struct uv_loop_s uv_loop_t;
 typedef struct event_log event_log;
 typedef struct server server;
 typedef struct vm vm;
+typedef struct pool pool;
+typedef struct master master;
 
 #define AGENTD_VERSION_MAJOR 0
 #define AGENTD_VERSION_MINOR 1
@@ -30,11 +32,16 @@ typedef struct agent {
     char vms_dir[PATH_MAX];       /* STATE/vms: definitions */
     char logs_dir[PATH_MAX];      /* STATE/logs: console and QEMU logs */
     char run_vms_dir[PATH_MAX];   /* RUN/vms: per-VM sockets and runtime records */
+    char pools_dir[PATH_MAX];     /* STATE/pools: pool definitions */
+    char mnt_dir[PATH_MAX];       /* STATE/mnt: where nfs pools are mounted */
+    char masters_dir[PATH_MAX];   /* STATE/masters: the vmmaster table */
     int lock_fd;                  /* flock on STATE/agentd.lock: one agent per state dir */
     event_log *events;
     int64_t epoch;                /* this run's start, in microseconds: event numbers restart with it */
     server *server;
     vm *vms;                      /* singly linked, in definition order */
+    pool *pools;                  /* singly linked, in definition order */
+    master *masters;
     bool stopping;
     /* query-vms answered from this text until a VM changes: management nodes
      * poll it, and building 50 summaries per call dominated its cost. */

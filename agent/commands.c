@@ -12,144 +12,16 @@
 #include <json-c/json.h>
 
 #include "agent.h"
+#include "cmd_args.h"
+#include "cmd_handlers.h"
+#include "disk.h"
+#include "pool.h"
+#include "volume.h"
 #include "events.h"
 #include "log.h"
 #include "server.h"
 #include "statefile.h"
 #include "vm.h"
-
-/* ---- arguments ------------------------------------------------------------ */
-
-static bool args_known(request *r, struct json_object *args, const char *const *allowed)
-{
-    if (!args)
-        return true;
-    json_object_object_foreach(args, key, val) {
-        (void)val;
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, key) == 0;
-        if (!ok) {
-            request_error(r, "InvalidParameter", "%.64s: unknown argument", key);
-            return false;
-        }
-    }
-    return true;
-}
-
-static struct json_object *arg(struct json_object *args, const char *key)
-{
-    struct json_object *v = NULL;
-
-    if (args)
-        json_object_object_get_ex(args, key, &v);
-    return v;
-}
-
-static bool arg_string(request *r, struct json_object *args, const char *key, bool required,
-                       const char **ret)
-{
-    struct json_object *v = arg(args, key);
-
-    if (!v && !required) {
-        *ret = NULL;
-        return true;
-    }
-    if (!v || !json_object_is_type(v, json_type_string)) {
-        request_error(r, "InvalidParameter", "%s: %s string", key, v ? "must be a" : "missing: expected a");
-        return false;
-    }
-    *ret = json_object_get_string(v);
-    return true;
-}
-
-static bool arg_bool(request *r, struct json_object *args, const char *key, bool def, bool *ret)
-{
-    struct json_object *v = arg(args, key);
-
-    if (!v) {
-        *ret = def;
-        return true;
-    }
-    if (!json_object_is_type(v, json_type_boolean)) {
-        request_error(r, "InvalidParameter", "%s: must be true or false", key);
-        return false;
-    }
-    *ret = json_object_get_boolean(v);
-    return true;
-}
-
-static bool arg_uint(request *r, struct json_object *args, const char *key, int64_t def,
-                     int64_t min, int64_t max, int64_t *ret)
-{
-    struct json_object *v = arg(args, key);
-
-    if (!v) {
-        *ret = def;
-        return true;
-    }
-    errno = 0;
-    int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : min - 1;
-    if (errno || n < min || n > max) {
-        request_error(r, "InvalidParameter", "%s: must be a whole number from %lld to %lld", key,
-                      (long long)min, (long long)max);
-        return false;
-    }
-    *ret = n;
-    return true;
-}
-
-static struct json_object *arg_object(request *r, struct json_object *args, const char *key,
-                                      bool required, bool *ok)
-{
-    struct json_object *v = arg(args, key);
-
-    *ok = true;
-    if (!v && !required)
-        return NULL;
-    if (!v || !json_object_is_type(v, json_type_object)) {
-        request_error(r, "InvalidParameter", "%s: %s", key, v ? "must be an object" : "missing");
-        *ok = false;
-    }
-    return v;
-}
-
-/* The VM named by the "name" argument, or an error reply. */
-static vm *arg_vm(request *r, struct json_object *args)
-{
-    const char *name;
-    vm *v;
-
-    if (!arg_string(r, args, "name", true, &name))
-        return NULL;
-    if (!(v = vm_find(request_agent(r), name)) || v->undefined) {
-        request_error(r, "NotFound", "no VM named '%.64s'", name);
-        return NULL;
-    }
-    return v;
-}
-
-/* ---- replies from jobs --------------------------------------------------- */
-
-static void reply_result(request *r, const vm_result *res)
-{
-    if (res->status == 0)
-        request_ok(r, res->ret);
-    else
-        request_error(r, res->err_class, "%s", res->err_desc);
-}
-
-static void on_job_done(vm *v, const vm_result *res, void *opaque)
-{
-    reply_result(opaque, res);
-}
-
-/* Runs a job starter; a refusal is answered at once. */
-static void run_job(request *r, int started, const vm_result *refusal)
-{
-    if (started < 0)
-        reply_result(r, refusal);
-}
 
 /* ---- session and host --------------------------------------------------- */
 
@@ -364,6 +236,63 @@ static void cmd_vm_qmp(request *r, struct json_object *args)
     run_job(r, vm_qmp_passthrough(v, qmp_command, qargs, on_job_done, r, &res), &res);
 }
 
+/* ---- saving a definition with its disks --------------------------------- */
+
+typedef struct disk_save {
+    vm *v;
+    vm_done_cb cb;
+    void *opaque;
+    struct json_object *created;   /* files made for this definition */
+} disk_save;
+
+static void on_saved_with_disks(vm *v, const vm_result *res, void *opaque)
+{
+    disk_save *s = opaque;
+
+    if (res->status < 0)
+        disk_remove_created(v->agent, s->created);
+    else
+        json_object_put(s->created);
+    s->cb(v, res, s->opaque);
+    free(s);
+}
+
+static void on_disks_prepared(void *opaque, int status, const char *err, struct json_object *created)
+{
+    disk_save *s = opaque;
+    vm_result res = { .status = -1, .err_class = "GenericError", .err_desc = "out of memory" };
+
+    s->created = created;
+    if (status < 0) {
+        res.err_class = status == -ENOSPC ? "NoSpace" : "InvalidParameter";
+        res.err_desc = err;
+        on_saved_with_disks(s->v, &res, s);
+        return;
+    }
+    if (vm_save_definition(s->v, on_saved_with_disks, s) < 0)
+        on_saved_with_disks(s->v, &res, s);
+}
+
+/* Makes the disk files the definition asks for, then saves it; the files
+ * made are removed again if saving fails. */
+static int save_with_disks(request *r, vm *v, vm_done_cb cb, void *opaque)
+{
+    disk_save *s = calloc(1, sizeof(*s));
+    char err[512];
+    int rc;
+
+    if (!s) {
+        request_error(r, "GenericError", "out of memory");
+        return -ENOMEM;
+    }
+    *s = (disk_save){ .v = v, .cb = cb, .opaque = opaque };
+    if ((rc = disk_prepare(v->agent, &v->def, on_disks_prepared, s, err, sizeof(err))) < 0) {
+        request_error(r, rc == -EINVAL ? "InvalidParameter" : "GenericError", "%s", err);
+        free(s);
+    }
+    return rc;
+}
+
 /* ---- definitions ------------------------------------------------------- */
 
 static bool uuid_taken(agent *a, const vm_def *def, const vm *self)
@@ -380,16 +309,6 @@ typedef struct define_ctx {
     vm_def old;        /* restored if saving the replacement fails */
 } define_ctx;
 
-static void unlink_vm(agent *a, vm *v)
-{
-    for (vm **pp = &a->vms; *pp; pp = &(*pp)->next) {
-        if (*pp == v) {
-            *pp = v->next;
-            return;
-        }
-    }
-}
-
 static void on_defined(vm *v, const vm_result *res, void *opaque)
 {
     define_ctx *d = opaque;
@@ -399,7 +318,7 @@ static void on_defined(vm *v, const vm_result *res, void *opaque)
     if (res->status < 0) {
         request_error(d->r, res->err_class, "%s", res->err_desc);
         if (d->created) {
-            unlink_vm(a, v);
+            vm_unlink(a, v);
             vm_free(v);
         } else {
             vmdef_free(&v->def);
@@ -424,15 +343,6 @@ static void on_defined(vm *v, const vm_result *res, void *opaque)
     free(d);
 }
 
-static void append_vm(agent *a, vm *v)
-{
-    vm **pp = &a->vms;
-
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = v;
-}
-
 /* Replacing keeps the VM's uuid unless the new definition names one. */
 static void keep_uuid(struct json_object *def_json, const vm *old, vm_def *def)
 {
@@ -455,10 +365,9 @@ static void define_replace(request *r, vm *v, vm_def *def, define_ctx *d)
     }
     d->old = v->def;
     v->def = *def;
-    if (vm_save_definition(v, on_defined, d) < 0) {
+    if (save_with_disks(r, v, on_defined, d) < 0) {
         v->def = d->old;
         v->job = VM_JOB_NONE;
-        request_error(r, "GenericError", "out of memory");
         vmdef_free(def);
         free(d);
     }
@@ -509,13 +418,12 @@ static void cmd_vm_define(request *r, struct json_object *args)
         free(d);
         return;
     }
-    append_vm(a, v);
+    vm_append(a, v);
     v->job = VM_JOB_DEFINE;
-    if (vm_save_definition(v, on_defined, d) < 0) {
-        unlink_vm(a, v);
+    if (save_with_disks(r, v, on_defined, d) < 0) {
+        vm_unlink(a, v);
         vm_free(v);
         free(d);
-        request_error(r, "GenericError", "out of memory");
     }
 }
 
@@ -616,25 +524,50 @@ static void cmd_vm_update(request *r, struct json_object *args)
     u->restart = changed_fields(v, &next);
     u->old = v->def;
     v->def = next;
-    if (vm_save_definition(v, on_updated, u) < 0) {
+    if (save_with_disks(r, v, on_updated, u) < 0) {
         vmdef_free(&v->def);
         v->def = u->old;
         json_object_put(u->restart);
         free(u);
-        request_error(r, "GenericError", "out of memory");
     }
 }
 
 typedef struct undefine_ctx {
     request *r;
     vm *v;
+    bool purge;
+    const char *paths[VM_DISKS_MAX];       /* disks to delete once the definition is gone */
+    char path_buf[VM_DISKS_MAX][PATH_MAX];
+    size_t npaths;
 } undefine_ctx;
+
+static void on_purged(void *opaque, int status, struct json_object *kept, const char *err)
+{
+    undefine_ctx *u = opaque;
+    struct json_object *o = json_object_new_object(), *deleted = json_object_new_array();
+
+    for (size_t i = 0; i < u->npaths; i++) {
+        bool failed = false;
+        for (size_t k = 0; k < json_object_array_length(kept) && !failed; k++) {
+            struct json_object *p;
+            json_object_object_get_ex(json_object_array_get_idx(kept, k), "path", &p);
+            failed = strcmp(json_object_get_string(p), u->paths[i]) == 0;
+        }
+        if (!failed)
+            json_object_array_add(deleted, json_object_new_string(u->paths[i]));
+    }
+    json_object_object_add(o, "deleted", deleted);
+    json_object_object_add(o, "kept", kept);
+    request_ok(u->r, o);
+    free(u);
+}
 
 static void on_undefined(int status, void *opaque)
 {
     undefine_ctx *u = opaque;
     vm *v = u->v;
     agent *a = v->agent;
+    int r = 0;
 
     if (status < 0) {
         v->job = VM_JOB_NONE;
@@ -650,38 +583,107 @@ static void on_undefined(int status, void *opaque)
     agent_vms_changed(a);
     log_info("vm %s: undefined", v->def.name);
     rmdir(v->run_dir);
-    unlink_vm(a, v);
-    request_ok(u->r, NULL);
+    vm_unlink(a, v);
     vm_free(v);
+    if (u->npaths > 0 && (r = volume_delete_many(a, u->paths, u->npaths, on_purged, u)) == 0)
+        return;
+    if (u->npaths > 0)
+        request_error(u->r, "GenericError", "the VM is undefined but its disks were not deleted: %s",
+                      strerror(-r));
+    else
+        request_ok(u->r, NULL);
     free(u);
+}
+
+/* rmvm -p deletes the disk files in pools; never an ISO, a block device or a
+ * file outside the pools. */
+static void collect_purge(undefine_ctx *u)
+{
+    agent *a = u->v->agent;
+    const char *vol;
+
+    for (size_t i = 0; i < u->v->def.ndisks; i++) {
+        const vm_disk *d = &u->v->def.disks[i];
+        char *buf = u->path_buf[u->npaths];
+        pool *p;
+        if (d->cdrom || d->readonly || disk_source_path(a, d, buf, PATH_MAX) < 0)
+            continue;
+        if (!(p = pool_of_path(a, buf, &vol)) || p->spec.kind == IMG_POOL_PHY)
+            continue;
+        u->paths[u->npaths] = buf;
+        u->npaths++;
+    }
+}
+
+static void undefine_now(undefine_ctx *u)
+{
+    vm *v = u->v;
+    vm_result res;
+
+    if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
+        request_error(u->r, "InvalidState", "%s is %s: destroy it first, or use force", v->def.name,
+                      vm_state_name(v));
+        free(u);
+        return;
+    }
+    if (!vm_job_begin(v, VM_JOB_UNDEFINE, NULL, NULL, &res)) {
+        reply_result(u->r, &res);
+        free(u);
+        return;
+    }
+    if (u->purge)
+        collect_purge(u);
+    v->undefined = true;
+    agent_vms_changed(v->agent);
+    statefile_writer_put(v->def_file, NULL, 0, on_undefined, u);
+}
+
+static void on_forced_stop(vm *v, const vm_result *res, void *opaque)
+{
+    undefine_ctx *u = opaque;
+
+    if (res->status < 0) {
+        request_error(u->r, res->err_class, "stopping %s first: %s", v->def.name, res->err_desc);
+        free(u);
+        return;
+    }
+    undefine_now(u);
 }
 
 static void cmd_vm_undefine(request *r, struct json_object *args)
 {
-    static const char *const allowed[] = { "name", NULL };
+    static const char *const allowed[] = { "name", "purge", "force", "keep-disks", NULL };
     undefine_ctx *u;
+    bool force, keep;
     vm_result res;
     vm *v;
 
-    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)))
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) || !arg_bool(r, args, "force", false, &force) ||
+        !arg_bool(r, args, "keep-disks", false, &keep))
         return;
-    if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
-        request_error(r, "InvalidState", "%s is %s: destroy it first", v->def.name, vm_state_name(v));
-        return;
-    }
-    if (!vm_job_begin(v, VM_JOB_UNDEFINE, NULL, NULL, &res)) {
-        reply_result(r, &res);
-        return;
-    }
-    if (!(u = malloc(sizeof(*u)))) {
-        v->job = VM_JOB_NONE;
+    if (!(u = calloc(1, sizeof(*u)))) {
         request_error(r, "GenericError", "out of memory");
         return;
     }
-    *u = (undefine_ctx){ r, v };
-    v->undefined = true;
-    agent_vms_changed(v->agent);
-    statefile_writer_put(v->def_file, NULL, 0, on_undefined, u);
+    u->r = r;
+    u->v = v;
+    if (!arg_bool(r, args, "purge", false, &u->purge)) {
+        free(u);
+        return;
+    }
+    if (u->purge && keep) {
+        request_error(r, "InvalidParameter", "purge: cannot be combined with keep-disks");
+        free(u);
+        return;
+    }
+    if (force && vm_has_process(v)) {
+        if (vm_destroy(v, on_forced_stop, u, &res) < 0) {
+            reply_result(r, &res);
+            free(u);
+        }
+        return;
+    }
+    undefine_now(u);
 }
 
 /* ---- the table ----------------------------------------------------------- */
@@ -704,6 +706,19 @@ static const command commands[] = {
     { "vm-suspend", true, cmd_vm_suspend },
     { "vm-resume", true, cmd_vm_resume },
     { "vm-qmp", true, cmd_vm_qmp },
+    { "vm-clone", true, cmd_vm_clone },
+    { "job-cancel", true, cmd_job_cancel },
+    { "query-pools", false, cmd_query_pools },
+    { "pool-define", true, cmd_pool_define },
+    { "pool-undefine", true, cmd_pool_undefine },
+    { "pool-start", true, cmd_pool_start },
+    { "pool-stop", true, cmd_pool_stop },
+    { "query-volumes", false, cmd_query_volumes },
+    { "vol-create", true, cmd_vol_create },
+    { "vol-delete", true, cmd_vol_delete },
+    { "query-masters", false, cmd_query_masters },
+    { "master-create", true, cmd_master_create },
+    { "master-delete", true, cmd_master_delete },
     { NULL, false, NULL },
 };
 

@@ -50,6 +50,9 @@ STRING_SETTER(set_admin_group, admin_group)
 STRING_SETTER(set_qemu, qemu_binary)
 STRING_SETTER(set_qemu_user, qemu_user)
 STRING_SETTER(set_log_file, log_file)
+STRING_SETTER(set_default_pool, default_pool)
+STRING_SETTER(set_mount_nfs, mount_nfs)
+STRING_SETTER(set_umount, umount)
 
 static int set_accel(agent_config *c, const char *v, char *err, size_t errlen)
 {
@@ -89,6 +92,7 @@ U32_SETTER(set_qmp_timeout, qmp_timeout_ms, "qmp-timeout-ms", 10, 600000)
 U32_SETTER(set_start_timeout, start_timeout_ms, "start-timeout-ms", 100, 600000)
 U32_SETTER(set_stop_timeout, stop_timeout_ms, "stop-timeout-ms", 10, 600000)
 U32_SETTER(set_shutdown_timeout, shutdown_timeout_s, "shutdown-timeout", 1, 86400)
+U32_SETTER(set_mount_timeout, mount_timeout_ms, "mount-timeout-ms", 100, 600000)
 
 static const struct {
     const char *key;
@@ -108,6 +112,10 @@ static const struct {
     { "start-timeout-ms", set_start_timeout },
     { "stop-timeout-ms", set_stop_timeout },
     { "shutdown-timeout", set_shutdown_timeout },
+    { "default-pool", set_default_pool },
+    { "mount-nfs", set_mount_nfs },
+    { "umount", set_umount },
+    { "mount-timeout-ms", set_mount_timeout },
 };
 
 int config_set(agent_config *c, const char *key, const char *value, char *err, size_t errlen)
@@ -137,6 +145,9 @@ void config_init_defaults(agent_config *c)
     c->start_timeout_ms = 30000;
     c->stop_timeout_ms = 5000;
     c->shutdown_timeout_s = 120;
+    c->mount_nfs = strdup("/sbin/mount.nfs");
+    c->umount = strdup("/bin/umount");
+    c->mount_timeout_ms = 60000;
 }
 
 static char *trim(char *s)
@@ -205,6 +216,9 @@ void config_free(agent_config *c)
     free(c->qemu_binary);
     free(c->qemu_user);
     free(c->log_file);
+    free(c->default_pool);
+    free(c->mount_nfs);
+    free(c->umount);
     memset(c, 0, sizeof(*c));
 }
 

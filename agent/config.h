@@ -27,6 +27,10 @@ typedef struct agent_config {
     char *qemu_binary;
     char *qemu_user;       /* QEMU drops to this user; NULL: stays as the agent */
     char *log_file;        /* stderr goes here when set */
+    char *default_pool;    /* location of the pool "default" made at first start;
+                            * NULL: dir://STATE_DIR/images */
+    char *mount_nfs;       /* mounts an nfs pool: HELPER SERVER:/EXPORT DIR */
+    char *umount;          /* unmounts it: HELPER DIR */
     agent_accel accel;
     log_level log_level;
     bool foreground;
@@ -34,6 +38,7 @@ typedef struct agent_config {
     uint32_t start_timeout_ms;     /* QEMU launched to QMP ready */
     uint32_t stop_timeout_ms;      /* each step of destroy: quit, SIGTERM, SIGKILL */
     uint32_t shutdown_timeout_s;   /* vm-shutdown default */
+    uint32_t mount_timeout_ms;     /* each mount or unmount of a pool */
 } agent_config;
 
 void config_init_defaults(agent_config *c);

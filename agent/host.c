@@ -53,11 +53,11 @@ static int parse_version(const char *out, char *ret_str, size_t len)
     return major * 10000 + minor * 100 + micro;
 }
 
-int host_probe_qemu(const char *binary, int timeout_ms, char *ret_str, size_t len)
+/* Output is read until EOF (the command ended or closed it) or the deadline;
+ * a command still running then is killed. */
+int host_run(char *const argv[], int timeout_ms, char *out, size_t outlen, int *ret_status)
 {
-    char *argv[] = { (char *)binary, "-version", NULL };
     posix_spawn_file_actions_t fa;
-    char out[1024];
     int pipefd[2], r, status;
     pid_t pid;
 
@@ -65,18 +65,33 @@ int host_probe_qemu(const char *binary, int timeout_ms, char *ret_str, size_t le
         return -errno;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    r = posix_spawnp(&pid, binary, &fa, NULL, argv, environ);
+    r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
     if (r) {
         close(pipefd[0]);
         return -r;
     }
-    r = read_bounded(pipefd[0], out, sizeof(out), timeout_ms);
+    r = read_bounded(pipefd[0], out, outlen, timeout_ms);
     close(pipefd[0]);
     if (r < 0)
         kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return r < 0 ? r : parse_version(out, ret_str, len);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (r == 0)
+        *ret_status = status;
+    return r;
+}
+
+int host_probe_qemu(const char *binary, int timeout_ms, char *ret_str, size_t len)
+{
+    char *argv[] = { (char *)binary, "-version", NULL };
+    char out[1024];
+    int r, status;
+
+    if ((r = host_run(argv, timeout_ms, out, sizeof(out), &status)) < 0)
+        return r;
+    return parse_version(out, ret_str, len);
 }

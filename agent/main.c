@@ -21,6 +21,8 @@
 #include "events.h"
 #include "host.h"
 #include "log.h"
+#include "master.h"
+#include "pool.h"
 #include "server.h"
 #include "statefile.h"
 #include "vm.h"
@@ -123,10 +125,14 @@ static int prepare_dirs(agent *a)
     if ((r = join(a->vms_dir, a->cfg.state_dir, "vms")) < 0 ||
         (r = join(a->logs_dir, a->cfg.state_dir, "logs")) < 0 ||
         (r = join(a->run_vms_dir, a->cfg.run_dir, "vms")) < 0 ||
+        (r = join(a->pools_dir, a->cfg.state_dir, "pools")) < 0 ||
+        (r = join(a->mnt_dir, a->cfg.state_dir, "mnt")) < 0 ||
+        (r = join(a->masters_dir, a->cfg.state_dir, "masters")) < 0 ||
         (r = join(lock, a->cfg.state_dir, "agentd.lock")) < 0)
         return r;
     if ((r = statefile_mkdir_p(a->vms_dir, 0700)) < 0 || (r = statefile_mkdir_p(a->logs_dir, 0750)) < 0 ||
-        (r = statefile_mkdir_p(a->run_vms_dir, 0750)) < 0) {
+        (r = statefile_mkdir_p(a->run_vms_dir, 0750)) < 0 || (r = statefile_mkdir_p(a->pools_dir, 0700)) < 0 ||
+        (r = statefile_mkdir_p(a->mnt_dir, 0700)) < 0 || (r = statefile_mkdir_p(a->masters_dir, 0700)) < 0) {
         log_err("creating the state and run directories: %s", strerror(-r));
         return r;
     }
@@ -225,15 +231,23 @@ static void load_definitions(agent *a)
         free(list);
 }
 
-static void adopt_and_autostart(agent *a)
+static void adopt(agent *a)
 {
-    int defined = 0, adopted = 0, started = 0;
+    int defined = 0, adopted = 0;
 
     for (vm *v = a->vms; v; v = v->next) {
         defined++;
         if (vm_adopt(v) > 0)
             adopted++;
     }
+    log_info("%d VMs defined, %d adopted", defined, adopted);
+}
+
+/* After the pools are up: autostarted VMs need their disks. */
+static void autostart(agent *a)
+{
+    int started = 0;
+
     for (vm *v = a->vms; v; v = v->next) {
         vm_result res;
         if (!v->def.autostart || vm_has_process(v))
@@ -243,7 +257,7 @@ static void adopt_and_autostart(agent *a)
         else
             log_err("vm %s: autostart failed: %s", v->def.name, res.err_desc);
     }
-    log_info("%d VMs defined, %d adopted, %d autostarted", defined, adopted, started);
+    log_info("%d VMs autostarted", started);
 }
 
 static void event_to_clients(const char *line, size_t len, void *opaque)
@@ -355,11 +369,14 @@ int main(int argc, char **argv)
     a.events = event_log_new(EVENT_RING, event_to_clients, &a);
     a.epoch = epoch_now();
     load_definitions(&a);
+    pools_load(&a);
+    masters_load(&a);
     if ((r = server_start(&a, &a.server, err, sizeof(err))) < 0) {
         log_err("%s", err);
         return 1;
     }
-    adopt_and_autostart(&a);
+    adopt(&a);
+    pools_autostart(&a, autostart);
     uv_signal_init(a.loop, &sig_term);
     uv_signal_init(a.loop, &sig_int);
     sig_term.data = sig_int.data = &a;

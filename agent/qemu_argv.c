@@ -6,6 +6,8 @@
  * have their commas doubled. Each element is its own malloc'd string. */
 #include "errbuf.h"
 #include "qemu_argv.h"
+#include "qemu_argv_buf.h"
+#include "qemu_disks.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,62 +70,12 @@ static int check_inputs(const vm_def *def, const qemu_host *host, const qemu_pat
     if (!def || !host || !paths)
         return errbuf_fail(e, "qemu_argv_build: missing argument");
     if ((r = vmdef_validate(def, e->buf, e->len)) < 0 || (r = check_host(host, e)) < 0 ||
-        (r = check_paths(paths, e)) < 0)
+        (r = check_paths(paths, e)) < 0 || (r = qemu_disks_check(def, paths, e)) < 0)
         return r;
     return 0;
 }
 
 /* ---- a growing argv ---- */
-
-/* Errors are sticky: after the first failed allocation every push is a
- * no-op, and the builder checks once at the end. */
-typedef struct argv_buf {
-    char **v;
-    size_t n, cap;
-    int err;
-} argv_buf;
-
-static void push_owned(argv_buf *b, char *s)
-{
-    if (!s && !b->err)
-        b->err = -ENOMEM;
-    if (b->err) {
-        free(s);
-        return;
-    }
-    if (b->n + 2 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        char **v = reallocarray(b->v, cap, sizeof(*v));
-
-        if (!v) {
-            free(s);
-            b->err = -ENOMEM;
-            return;
-        }
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = s;
-    b->v[b->n] = NULL;
-}
-
-static void push(argv_buf *b, const char *s)
-{
-    push_owned(b, strdup(s));
-}
-
-__attribute__((format(printf, 2, 3)))
-static void pushf(argv_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    push_owned(b, s);
-}
 
 /* QEMU's option strings split on ',' and read ",," as a literal comma. */
 static char *escape_commas(const char *s)
@@ -155,14 +107,14 @@ static vm_accel effective_accel(const vm_def *def, const qemu_host *host)
 /* The name needs no escaping: vmdef_validate allows no commas in it. */
 static void push_identity(argv_buf *b, const vm_def *def, const qemu_host *host)
 {
-    push(b, host->binary);
-    push(b, "-name");
-    pushf(b, "guest=%s,debug-threads=on", def->name);
-    push(b, "-uuid");
-    push(b, def->uuid);
-    push(b, "-S");
-    push(b, "-nodefaults");
-    push(b, "-no-user-config");
+    argv_push(b, host->binary);
+    argv_push(b, "-name");
+    argv_pushf(b, "guest=%s,debug-threads=on", def->name);
+    argv_push(b, "-uuid");
+    argv_push(b, def->uuid);
+    argv_push(b, "-S");
+    argv_push(b, "-nodefaults");
+    argv_push(b, "-no-user-config");
 }
 
 /* Without a model, KVM passes the host CPU through and TCG keeps QEMU's own
@@ -171,16 +123,16 @@ static void push_machine(argv_buf *b, const vm_def *def, const qemu_host *host)
 {
     vm_accel accel = effective_accel(def, host);
 
-    push(b, "-machine");
-    push(b, def->machine);
-    push(b, "-accel");
-    push(b, vm_accel_name(accel));
+    argv_push(b, "-machine");
+    argv_push(b, def->machine);
+    argv_push(b, "-accel");
+    argv_push(b, vm_accel_name(accel));
     if (def->cpu_model[0]) {
-        push(b, "-cpu");
-        push(b, def->cpu_model);
+        argv_push(b, "-cpu");
+        argv_push(b, def->cpu_model);
     } else if (accel == VM_ACCEL_KVM) {
-        push(b, "-cpu");
-        push(b, "host");
+        argv_push(b, "-cpu");
+        argv_push(b, "host");
     }
 }
 
@@ -190,14 +142,14 @@ static void push_resources(argv_buf *b, const vm_def *def)
 {
     uint32_t max = def->max_vcpus ? def->max_vcpus : def->vcpus;
 
-    push(b, "-m");
+    argv_push(b, "-m");
     if (def->max_memory_mib)
-        pushf(b, "size=%" PRIu64 "M,slots=%d,maxmem=%" PRIu64 "M", def->memory_mib, MEMORY_SLOTS,
+        argv_pushf(b, "size=%" PRIu64 "M,slots=%d,maxmem=%" PRIu64 "M", def->memory_mib, MEMORY_SLOTS,
               def->max_memory_mib);
     else
-        pushf(b, "%" PRIu64 "M", def->memory_mib);
-    push(b, "-smp");
-    pushf(b, "%" PRIu32 ",sockets=%" PRIu32 ",cores=%" PRIu32 ",threads=%" PRIu32
+        argv_pushf(b, "%" PRIu64 "M", def->memory_mib);
+    argv_push(b, "-smp");
+    argv_pushf(b, "%" PRIu32 ",sockets=%" PRIu32 ",cores=%" PRIu32 ",threads=%" PRIu32
              ",maxcpus=%" PRIu32,
           def->vcpus, max / (def->cores * def->threads), def->cores, def->threads, max);
 }
@@ -206,18 +158,18 @@ static void push_monitor(argv_buf *b, const qemu_paths *paths)
 {
     char *qmp = escape_commas(paths->qmp_socket);
 
-    push(b, "-chardev");
+    argv_push(b, "-chardev");
     if (paths->qmp_fd > 2)
-        pushf(b, "socket,id=qmp,fd=%d,server=on,wait=off", paths->qmp_fd);
+        argv_pushf(b, "socket,id=qmp,fd=%d,server=on,wait=off", paths->qmp_fd);
     else if (qmp)
-        pushf(b, "socket,id=qmp,path=%s,server=on,wait=off", qmp);
+        argv_pushf(b, "socket,id=qmp,path=%s,server=on,wait=off", qmp);
     else
-        push_owned(b, NULL);
+        argv_push_owned(b, NULL);
     free(qmp);
-    push(b, "-mon");
-    push(b, "chardev=qmp,mode=control");
-    push(b, "-pidfile");
-    push(b, paths->pidfile);
+    argv_push(b, "-mon");
+    argv_push(b, "chardev=qmp,mode=control");
+    argv_push(b, "-pidfile");
+    argv_push(b, paths->pidfile);
 }
 
 static void push_serial(argv_buf *b, const qemu_paths *paths)
@@ -225,15 +177,15 @@ static void push_serial(argv_buf *b, const qemu_paths *paths)
     char *sock = escape_commas(paths->serial_socket);
     char *log = escape_commas(paths->console_log);
 
-    push(b, "-chardev");
+    argv_push(b, "-chardev");
     if (sock && log)
-        pushf(b, "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on", sock, log);
+        argv_pushf(b, "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on", sock, log);
     else
-        push_owned(b, NULL);
+        argv_push_owned(b, NULL);
     free(sock);
     free(log);
-    push(b, "-serial");
-    push(b, "chardev:serial0");
+    argv_push(b, "-serial");
+    argv_push(b, "chardev:serial0");
 }
 
 /* QEMU drops to the run-as user with setuid() after it has installed its
@@ -242,10 +194,10 @@ static void push_serial(argv_buf *b, const qemu_paths *paths)
  * privileges anyway, and spawn=deny still forbids exec'ing setuid helpers. */
 static void push_isolation(argv_buf *b, const qemu_host *host)
 {
-    push(b, "-display");
-    push(b, "none");
-    push(b, "-sandbox");
-    pushf(b, "on,obsolete=deny,elevateprivileges=%s,spawn=deny,resourcecontrol=deny",
+    argv_push(b, "-display");
+    argv_push(b, "none");
+    argv_push(b, "-sandbox");
+    argv_pushf(b, "on,obsolete=deny,elevateprivileges=%s,spawn=deny,resourcecontrol=deny",
           host->run_as ? "allow" : "deny");
 }
 
@@ -261,24 +213,24 @@ static void push_boot(argv_buf *b, const vm_def *def)
     char order[VM_BOOT_MAX + 1];
 
     if (def->kernel) {
-        push(b, "-kernel");
-        push(b, def->kernel);
+        argv_push(b, "-kernel");
+        argv_push(b, def->kernel);
     }
     if (def->initrd) {
-        push(b, "-initrd");
-        push(b, def->initrd);
+        argv_push(b, "-initrd");
+        argv_push(b, def->initrd);
     }
     if (def->cmdline) {
-        push(b, "-append");
-        push(b, def->cmdline);
+        argv_push(b, "-append");
+        argv_push(b, def->cmdline);
     }
     if (def->nboot == 0)
         return;
     for (size_t i = 0; i < def->nboot; i++)
         order[i] = boot_letters[def->boot[i]];
     order[def->nboot] = '\0';
-    push(b, "-boot");
-    pushf(b, "order=%s", order);
+    argv_push(b, "-boot");
+    argv_pushf(b, "order=%s", order);
 }
 
 static void push_run_as(argv_buf *b, const qemu_host *host)
@@ -288,16 +240,16 @@ static void push_run_as(argv_buf *b, const qemu_host *host)
     if (!host->run_as)
         return;
     if (host->qemu_version < QEMU_RUN_WITH_USER_VERSION) {
-        push(b, "-runas");
-        push(b, host->run_as);
+        argv_push(b, "-runas");
+        argv_push(b, host->run_as);
         return;
     }
     user = escape_commas(host->run_as);
-    push(b, "-run-with");
+    argv_push(b, "-run-with");
     if (user)
-        pushf(b, "user=%s", user);
+        argv_pushf(b, "user=%s", user);
     else
-        push_owned(b, NULL);
+        argv_push_owned(b, NULL);
     free(user);
 }
 
@@ -317,9 +269,10 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push_serial(&b, paths);
     push_isolation(&b, host);
     push_boot(&b, def);
+    qemu_push_disks(&b, def, paths);
     push_run_as(&b, host);
-    push(&b, "-msg");
-    push(&b, "timestamp=on");
+    argv_push(&b, "-msg");
+    argv_push(&b, "timestamp=on");
     if (b.err) {
         qemu_argv_free(b.v);
         errbuf_fail(&e, "out of memory");

@@ -15,6 +15,21 @@ typedef struct qemu_host {
     int qemu_version;         /* major*10000 + minor*100 + micro, e.g. 70200 */
 } qemu_host;
 
+#define QEMU_CHAIN_MAX 16
+
+/* One image of a disk's chain, as storage/ opened and checked it. */
+typedef struct qemu_disk_node {
+    const char *path;
+    const char *format;       /* "qcow2" or "raw" */
+    bool block_device;        /* host_device instead of file */
+} qemu_disk_node;
+
+/* A disk's chain, top first; depth 0 for a cdrom drive without media. */
+typedef struct qemu_disk_chain {
+    size_t depth;
+    qemu_disk_node nodes[QEMU_CHAIN_MAX];
+} qemu_disk_chain;
+
 typedef struct qemu_paths {
     const char *qmp_socket;   /* QEMU listens here for the agent's QMP client */
     /* When > 2: a socket already listening on qmp_socket that QEMU inherits
@@ -24,6 +39,8 @@ typedef struct qemu_paths {
     const char *serial_socket;/* the serial console chardev */
     const char *console_log;  /* everything the guest prints on its serial port */
     const char *pidfile;
+    const qemu_disk_chain *disks;   /* one per disk of the definition */
+    size_t ndisks;
 } qemu_paths;
 
 /* Builds a NULL-terminated argv; free it with qemu_argv_free(). -EINVAL with a

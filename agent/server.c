@@ -33,6 +33,7 @@ struct request {
     server *srv;
     struct json_object *id;  /* echoed; may be NULL */
     bool admin;
+    uid_t uid;               /* of the client that sent it */
     request *next, *prev;    /* in the client's list of open requests */
 };
 
@@ -182,6 +183,11 @@ bool request_is_admin(const request *r)
     return r->admin;
 }
 
+uid_t request_uid(const request *r)
+{
+    return r->uid;
+}
+
 static void request_free(request *r)
 {
     if (r->client) {
@@ -264,6 +270,7 @@ static request *request_new(client *c, struct json_object *id)
     r->client = c;
     r->srv = c->srv;
     r->admin = c->admin;
+    r->uid = c->uid;
     r->id = id ? json_object_get(id) : NULL;
     r->next = c->requests;
     if (c->requests)

@@ -41,6 +41,8 @@ struct json_object *server_version_json(void);
 
 agent *request_agent(const request *r);
 bool request_is_admin(const request *r);
+/* The peer's uid, from SO_PEERCRED. */
+uid_t request_uid(const request *r);
 /* Finishes the request with a return value (ownership taken; NULL means {}). */
 void request_ok(request *r, struct json_object *ret);
 /* Finishes the request with a return value given as JSON text. */

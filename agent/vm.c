@@ -188,7 +188,8 @@ const char *vm_job_name(vm_job_kind k)
         [VM_JOB_SHUTDOWN] = "shutdown", [VM_JOB_DESTROY] = "destroy",
         [VM_JOB_RESET] = "reset",     [VM_JOB_SUSPEND] = "suspend",
         [VM_JOB_RESUME] = "resume",   [VM_JOB_DEFINE] = "define",
-        [VM_JOB_UNDEFINE] = "undefine",
+        [VM_JOB_UNDEFINE] = "undefine", [VM_JOB_MASTER] = "master-create",
+        [VM_JOB_CLONE] = "clone",
     };
     return names[k];
 }
@@ -491,4 +492,30 @@ struct json_object *vm_runtime_json(const vm *v)
         }
     }
     return o;
+}
+
+void vm_append(agent *a, vm *v)
+{
+    vm **pp = &a->vms;
+
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = v;
+}
+
+void vm_unlink(agent *a, vm *v)
+{
+    for (vm **pp = &a->vms; *pp; pp = &(*pp)->next) {
+        if (*pp == v) {
+            *pp = v->next;
+            return;
+        }
+    }
+}
+
+void vm_free_undefined(agent *a, vm *v)
+{
+    vm_unlink(a, v);
+    vm_free(v);
+    agent_vms_changed(a);
 }

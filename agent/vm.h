@@ -21,6 +21,7 @@ typedef struct qmp_client qmp_client;
 typedef struct statefile_writer statefile_writer;
 typedef struct uv_poll_s uv_poll_t;
 typedef struct uv_timer_s uv_timer_t;
+typedef struct diskjob diskjob;
 
 typedef enum vm_state {
     VM_STOPPED,
@@ -42,6 +43,8 @@ typedef enum vm_job_kind {
     VM_JOB_RESUME,
     VM_JOB_DEFINE,
     VM_JOB_UNDEFINE,
+    VM_JOB_MASTER,     /* its disks copied into a master */
+    VM_JOB_CLONE,      /* its disks being made from a master */
 } vm_job_kind;
 
 /* The outcome of a job: status 0 with ret (may be NULL, ownership passes), or
@@ -89,6 +92,7 @@ struct vm {
     const char *start_reason;  /* the reason a start job announces */
     bool spawning;             /* posix_spawn of QEMU in flight on the thread pool */
     uint32_t job_timeout_s;
+    diskjob *diskjob;          /* the disk copies of a master-create or clone job */
     uv_timer_t *health_timer;  /* re-checks an unresponsive QEMU */
     statefile_writer *def_file;
     statefile_writer *runtime_file;
@@ -109,6 +113,11 @@ vm *vm_find(agent *a, const char *name);
 /* A new VM object for def (taken over); not yet saved. */
 int vm_new(agent *a, vm_def *def, vm **ret);
 void vm_free(vm *v);
+/* The agent's list of VMs, in definition order. */
+void vm_append(agent *a, vm *v);
+void vm_unlink(agent *a, vm *v);
+/* Unlinks and frees a VM that never got (or no longer has) a definition. */
+void vm_free_undefined(agent *a, vm *v);
 
 const char *vm_state_name(const vm *v);   /* "unresponsive" overrides while set */
 bool vm_has_process(const vm *v);

@@ -1,6 +1,7 @@
 /* vm_run.c: a VM's QEMU process from launch to exit: start, QMP connection
  * and events, the runtime record, exit handling and on-crash, adoption. */
 #include "vm_internal.h"
+#include "vm_disks.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -392,19 +393,33 @@ static int listen_qmp(vm *v, int *ret_fd)
 typedef struct spawn_work {
     uv_work_t req;
     vm *v;
+    /* copies: the definition may be replaced on the loop while this runs */
+    vm_def def;
+    qemu_host host;
+    vm_disk_files *files;
     char **argv;
     int qmp_fd;
     pid_t pid;
     int status;
+    char err[512];
 } spawn_work;
 
-/* posix_spawn waits until the child has exec'd, tens of milliseconds for
- * QEMU on a loaded host: on the thread pool, never on the loop. */
+/* Opening the disk chains reads image headers, and posix_spawn waits until
+ * the child has exec'd (tens of milliseconds for QEMU on a loaded host):
+ * both on the thread pool, never on the loop. */
 static void run_spawn(uv_work_t *req)
 {
     spawn_work *w = (spawn_work *)req;
+    vm *v = w->v;
+    qemu_paths paths = { .qmp_socket = v->qmp_path, .qmp_fd = PROC_PASSED_FD,
+                         .serial_socket = v->serial_path, .console_log = v->console_log,
+                         .pidfile = v->pidfile, .disks = w->files->chains, .ndisks = w->files->ndisks };
 
-    w->status = proc_spawn(w->argv, w->v->qemu_log, w->qmp_fd, &w->pid);
+    if ((w->status = vm_disks_open(&w->def, w->files, w->err, sizeof(w->err))) < 0 ||
+        (w->status = qemu_argv_build(&w->def, &w->host, &paths, &w->argv, w->err, sizeof(w->err))) < 0)
+        return;
+    if ((w->status = proc_spawn(w->argv, v->qemu_log, w->qmp_fd, &w->pid)) < 0)
+        snprintf(w->err, sizeof(w->err), "launching %s: %s", w->host.binary, strerror(-w->status));
 }
 
 static int track_spawned(vm *v, pid_t pid)
@@ -422,27 +437,40 @@ static int track_spawned(vm *v, pid_t pid)
     return 0;
 }
 
+static void spawn_work_free(spawn_work *w)
+{
+    if (w->qmp_fd >= 0)
+        close(w->qmp_fd);
+    qemu_argv_free(w->argv);
+    vm_disk_files_free(w->files);
+    vmdef_free(&w->def);
+    free(w);
+}
+
 static void after_spawn(uv_work_t *req, int status)
 {
     spawn_work *w = (spawn_work *)req;
     vm *v = w->v;
     int r = status < 0 ? status : w->status;
+    char err[512];
 
     v->pending_io--;
     v->spawning = false;
-    close(w->qmp_fd);
-    qemu_argv_free(w->argv);
-    if (r == 0 && (r = track_spawned(v, w->pid)) < 0)
+    if (status < 0)
+        snprintf(w->err, sizeof(w->err), "launching: %s", uv_strerror(status));
+    if (r == 0 && (r = track_spawned(v, w->pid)) < 0) {
         log_err("vm %s: cannot watch QEMU pid %d: %s", v->def.name, w->pid, strerror(-r));
-    free(w);
+        snprintf(w->err, sizeof(w->err), "watching QEMU: %s", strerror(-r));
+    }
+    snprintf(err, sizeof(err), "%s", w->err);
+    spawn_work_free(w);
     if (r < 0) {
         v->proc.pid = 0;
         if (v->job == VM_JOB_DESTROY) {
             vm_set_state(v, VM_STOPPED, "user", NULL);
             vm_job_finish_ok(v, NULL);
         } else {
-            vm_job_finish_error(v, "GenericError", "launching %s: %s", v->agent->cfg.qemu_binary,
-                                strerror(-r));
+            vm_job_finish_error(v, "GenericError", "%s", err);
         }
         return;
     }
@@ -456,49 +484,62 @@ static void after_spawn(uv_work_t *req, int status)
     vm_connect_qmp(v, v->agent->cfg.start_timeout_ms);
 }
 
-/* Everything that can fail fast is checked here, on the loop; the spawn
- * itself is queued. */
+static spawn_work *spawn_work_new(vm *v, char *err, size_t errlen)
+{
+    spawn_work *w = calloc(1, sizeof(*w));
+
+    if (!w || !(w->files = calloc(1, sizeof(*w->files)))) {
+        free(w);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->v = v;
+    w->qmp_fd = -1;
+    agent_qemu_host(v->agent, &w->host);
+    if (vmdef_copy(&v->def, &w->def) < 0) {
+        free(w->files);
+        free(w);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (vm_disks_locate(v->agent, &v->def, w->files, err, errlen) < 0) {
+        spawn_work_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Everything that can fail fast is checked here, on the loop; opening the
+ * disks and the spawn itself are queued. */
 static int launch(vm *v, char *err, size_t errlen)
 {
-    qemu_host host;
-    qemu_paths paths = { .qmp_socket = v->qmp_path, .qmp_fd = PROC_PASSED_FD,
-                         .serial_socket = v->serial_path, .console_log = v->console_log,
-                         .pidfile = v->pidfile };
-    spawn_work *w = calloc(1, sizeof(*w));
+    spawn_work *w;
     int r;
 
-    if (!w)
-        return -ENOMEM;
-    agent_qemu_host(v->agent, &host);
     if ((r = statefile_mkdir_p(v->run_dir, 0750)) < 0) {
         snprintf(err, errlen, "creating %s: %s", v->run_dir, strerror(-r));
-        goto fail;
+        return r;
     }
+    if (!(w = spawn_work_new(v, err, errlen)))
+        return -EINVAL;
     /* Sockets left by a dead QEMU would make the binds fail. */
     unlink(v->qmp_path);
     unlink(v->serial_path);
-    if ((r = qemu_argv_build(&v->def, &host, &paths, &w->argv, err, errlen)) < 0)
-        goto fail;
     if ((r = listen_qmp(v, &w->qmp_fd)) < 0) {
         snprintf(err, errlen, "QMP socket %s: %s", v->qmp_path, strerror(-r));
-        qemu_argv_free(w->argv);
-        goto fail;
+        spawn_work_free(w);
+        return r;
     }
-    w->v = v;
     v->pending_io++;
     v->spawning = true;
     if ((r = uv_queue_work(v->agent->loop, &w->req, run_spawn, after_spawn)) < 0) {
         v->pending_io--;
         v->spawning = false;
-        close(w->qmp_fd);
-        qemu_argv_free(w->argv);
         snprintf(err, errlen, "queueing the launch: %s", uv_strerror(r));
-        goto fail;
+        spawn_work_free(w);
+        return r;
     }
     return 0;
-fail:
-    free(w);
-    return r;
 }
 
 int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque, vm_result *res)

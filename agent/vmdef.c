@@ -8,6 +8,7 @@
  * code meets the same rules before it reaches a QEMU command line. */
 #include "errbuf.h"
 #include "vmdef.h"
+#include "vmdef_parse.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,9 +84,7 @@ static const struct {
     {"gib", 1024}, {"t", 1024 * 1024}, {"tib", 1024 * 1024},
 };
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-static int name_index(const char *const *names, size_t n, size_t first, const char *s)
+int vmdef_name_index(const char *const *names, size_t n, size_t first, const char *s)
 {
     for (size_t i = first; i < n; i++)
         if (strcmp(names[i], s) == 0)
@@ -113,7 +112,7 @@ static bool is_token_char(char c)
 
 /* True when s is min..max characters, each a letter, digit, '.', '_' or '-':
  * nothing a shell, a path or a QEMU option string would give a meaning to. */
-static bool token_valid(const char *s, size_t min, size_t max)
+bool vmdef_token_valid(const char *s, size_t min, size_t max)
 {
     size_t n = strnlen(s, max + 1);
 
@@ -151,7 +150,7 @@ static const char *name_problem(const char *s)
         return "must not be empty";
     if (n > VM_NAME_MAX)
         return "must be at most " STR(VM_NAME_MAX) " characters";
-    if (!token_valid(s, 1, VM_NAME_MAX))
+    if (!vmdef_token_valid(s, 1, VM_NAME_MAX))
         return "may only contain letters, digits, '.', '_' and '-'";
     if (s[0] == '.' || s[0] == '-')
         return "must not start with '.' or '-'";
@@ -163,7 +162,7 @@ bool vmdef_name_valid(const char *name)
     return name && !name_problem(name);
 }
 
-static const char *path_problem(const char *s)
+const char *vmdef_path_problem(const char *s)
 {
     if (strnlen(s, VM_PATH_MAX + 1) > VM_PATH_MAX)
         return "must be at most " STR(VM_PATH_MAX) " characters";
@@ -266,11 +265,32 @@ int vmdef_parse_memory(const char *s, uint64_t *ret_mib)
     return -EINVAL;
 }
 
+int vmdef_parse_size(const char *s, uint64_t *ret_bytes)
+{
+    static const char units[] = "KMGT";
+    const char *u;
+    uint64_t n;
+    int r;
+
+    if (!s || (r = parse_digits(&s, &n)) < 0)
+        return s ? r : -EINVAL;
+    if (*s == '\0') {
+        *ret_bytes = n;
+        return 0;
+    }
+    if (!(u = strchr(units, *s >= 'a' ? *s - 32 : *s)) || !*u ||
+        (s[1] && strcasecmp(s + 1, "iB") != 0 && strcasecmp(s + 1, "B") != 0))
+        return -EINVAL;
+    if (__builtin_mul_overflow(n, UINT64_C(1) << (10 * (u - units + 1)), ret_bytes))
+        return -ERANGE;
+    return 0;
+}
+
 /* ---- JSON accessors that never trust the type ---- */
 
 /* A JSON string C can see all of: one with an embedded NUL is refused, since
  * everything after it would silently vanish. */
-static const char *json_cstr(struct json_object *v)
+const char *vmdef_json_cstr(struct json_object *v)
 {
     const char *s;
 
@@ -285,7 +305,7 @@ static const char *json_cstr(struct json_object *v)
 /* A non-negative JSON integer. Doubles are refused: 2.5 vCPUs has no meaning,
  * and json-c clamps integers beyond int64 to INT64_MAX, which every range
  * check here refuses. */
-static bool json_uint(struct json_object *v, uint64_t *ret)
+bool vmdef_json_uint(struct json_object *v, uint64_t *ret)
 {
     int64_t i;
 
@@ -302,14 +322,14 @@ static int json_mib(struct json_object *v, uint64_t *ret)
 {
     const char *s;
 
-    if (json_uint(v, ret))
+    if (vmdef_json_uint(v, ret))
         return 0;
-    s = json_cstr(v);
+    s = vmdef_json_cstr(v);
     return s ? vmdef_parse_memory(s, ret) : -EINVAL;
 }
 
 /* Refuses members of a nested object other than the allowed ones. */
-static int only_members(struct json_object *o, const char *field, const char *const *allowed,
+int vmdef_only_members(struct json_object *o, const char *field, const char *const *allowed,
                         size_t nallowed, errbuf *e)
 {
     struct json_object_iterator it = json_object_iter_begin(o);
@@ -318,7 +338,7 @@ static int only_members(struct json_object *o, const char *field, const char *co
     for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
         const char *key = json_object_iter_peek_name(&it);
 
-        if (name_index(allowed, nallowed, 0, key) < 0)
+        if (vmdef_name_index(allowed, nallowed, 0, key) < 0)
             return errbuf_fail(e, "%s.%.64s: unknown field", field, key);
     }
     return 0;
@@ -328,7 +348,7 @@ static int only_members(struct json_object *o, const char *field, const char *co
 
 static int parse_name(struct json_object *v, vm_def *d, errbuf *e)
 {
-    const char *s = json_cstr(v);
+    const char *s = vmdef_json_cstr(v);
     const char *problem;
 
     if (!s)
@@ -342,7 +362,7 @@ static int parse_name(struct json_object *v, vm_def *d, errbuf *e)
 
 static int parse_uuid(struct json_object *v, vm_def *d, errbuf *e)
 {
-    const char *s = json_cstr(v);
+    const char *s = vmdef_json_cstr(v);
     char lower[VM_UUID_LEN + 1];
 
     if (!s || strlen(s) != VM_UUID_LEN)
@@ -406,14 +426,14 @@ static const char *const topology_members[] = {"sockets", "cores", "threads"};
 static int parse_vcpus_object(struct json_object *v, vm_def *d, errbuf *e)
 {
     uint64_t t[3] = {1, 1, 1};
-    int r = only_members(v, "vcpus", topology_members, 3, e);
+    int r = vmdef_only_members(v, "vcpus", topology_members, 3, e);
 
     if (r < 0)
         return r;
     for (size_t i = 0; i < 3; i++) {
         struct json_object *m;
 
-        if (json_object_object_get_ex(v, topology_members[i], &m) && !json_uint(m, &t[i]))
+        if (json_object_object_get_ex(v, topology_members[i], &m) && !vmdef_json_uint(m, &t[i]))
             return errbuf_fail(e, "vcpus.%s: must be a positive integer", topology_members[i]);
     }
     return set_topology(d, t, e);
@@ -424,11 +444,11 @@ static int parse_vcpus(struct json_object *v, vm_def *d, errbuf *e)
     uint64_t n;
     const char *s;
 
-    if (json_uint(v, &n))
+    if (vmdef_json_uint(v, &n))
         return set_vcpu_count(d, n, e);
     if (json_object_is_type(v, json_type_object))
         return parse_vcpus_object(v, d, e);
-    s = json_cstr(v);
+    s = vmdef_json_cstr(v);
     if (s)
         return parse_vcpus_string(s, d, e);
     return errbuf_fail(e, VCPUS_MSG);
@@ -438,7 +458,7 @@ static int parse_max_vcpus(struct json_object *v, vm_def *d, errbuf *e)
 {
     uint64_t n;
 
-    if (!json_uint(v, &n) || n > VM_MAX_VCPUS)
+    if (!vmdef_json_uint(v, &n) || n > VM_MAX_VCPUS)
         return errbuf_fail(e, "max-vcpus: must be an integer from 0 (same as vcpus) to %d", VM_MAX_VCPUS);
     d->max_vcpus = (uint32_t)n;
     return 0;
@@ -460,9 +480,9 @@ static int parse_max_memory(struct json_object *v, vm_def *d, errbuf *e)
 
 static int parse_model(struct json_object *v, const char *field, size_t min, char *out, errbuf *e)
 {
-    const char *s = json_cstr(v);
+    const char *s = vmdef_json_cstr(v);
 
-    if (!s || !token_valid(s, min, VM_MODEL_MAX))
+    if (!s || !vmdef_token_valid(s, min, VM_MODEL_MAX))
         return errbuf_fail(e, "%s: must be %s%d " TOKEN_CHARS, field, min ? "1 to " : "at most ",
                     VM_MODEL_MAX);
     memcpy(out, s, strlen(s) + 1);
@@ -481,10 +501,10 @@ static int parse_cpu_model(struct json_object *v, vm_def *d, errbuf *e)
 
 static int parse_accel(struct json_object *v, vm_def *d, errbuf *e)
 {
-    const char *s = json_cstr(v);
+    const char *s = vmdef_json_cstr(v);
     /* "default" is only the name of the unset value; it is spelled by leaving
      * the member out. */
-    int i = s ? name_index(accel_names, ARRAY_SIZE(accel_names), VM_ACCEL_KVM, s) : -1;
+    int i = s ? vmdef_name_index(accel_names, ARRAY_SIZE(accel_names), VM_ACCEL_KVM, s) : -1;
 
     if (i < 0)
         return errbuf_fail(e, "accel: must be \"kvm\" or \"tcg\"");
@@ -534,7 +554,7 @@ static int parse_boot_array(struct json_object *v, vm_def *d, errbuf *e)
     if (n > VM_BOOT_MAX)
         return errbuf_fail(e, "boot: at most %d devices", VM_BOOT_MAX);
     for (size_t i = 0; i < n; i++) {
-        const char *s = json_cstr(json_object_array_get_idx(v, i));
+        const char *s = vmdef_json_cstr(json_object_array_get_idx(v, i));
         int r;
 
         if (!s)
@@ -552,7 +572,7 @@ static int parse_boot(struct json_object *v, vm_def *d, errbuf *e)
 
     if (json_object_is_type(v, json_type_array))
         return parse_boot_array(v, d, e);
-    s = json_cstr(v);
+    s = vmdef_json_cstr(v);
     if (!s)
         return errbuf_fail(e, BOOT_MSG);
     return parse_boot_string(s, d, e);
@@ -571,12 +591,12 @@ static int set_string(char **out, const char *s, const char *field, errbuf *e)
 
 static int parse_path(struct json_object *v, const char *field, char **out, errbuf *e)
 {
-    const char *s = json_cstr(v);
+    const char *s = vmdef_json_cstr(v);
     const char *problem;
 
     if (!s)
         return errbuf_fail(e, "%s: must be a string", field);
-    problem = path_problem(s);
+    problem = vmdef_path_problem(s);
     if (problem)
         return errbuf_fail(e, "%s: %s", field, problem);
     return set_string(out, s, field, e);
@@ -594,7 +614,7 @@ static int parse_initrd(struct json_object *v, vm_def *d, errbuf *e)
 
 static int parse_cmdline(struct json_object *v, vm_def *d, errbuf *e)
 {
-    const char *s = json_cstr(v);
+    const char *s = vmdef_json_cstr(v);
     const char *problem;
 
     if (!s)
@@ -614,7 +634,7 @@ static int parse_serial(struct json_object *v, vm_def *d, errbuf *e)
     uint64_t n;
 
     if (json_object_is_type(v, json_type_object)) {
-        int r = only_members(v, "serial", serial_members, 1, e);
+        int r = vmdef_only_members(v, "serial", serial_members, 1, e);
 
         if (r < 0)
             return r;
@@ -623,7 +643,7 @@ static int parse_serial(struct json_object *v, vm_def *d, errbuf *e)
             return 0;
         }
     }
-    if (!json_uint(speed, &n) || !serial_speed_valid(n))
+    if (!vmdef_json_uint(speed, &n) || !serial_speed_valid(n))
         return errbuf_fail(e, SERIAL_MSG);
     d->serial_speed = (uint32_t)n;
     return 0;
@@ -639,8 +659,8 @@ static int parse_autostart(struct json_object *v, vm_def *d, errbuf *e)
 
 static int parse_on_crash(struct json_object *v, vm_def *d, errbuf *e)
 {
-    const char *s = json_cstr(v);
-    int i = s ? name_index(on_crash_names, ARRAY_SIZE(on_crash_names), 0, s) : -1;
+    const char *s = vmdef_json_cstr(v);
+    int i = s ? vmdef_name_index(on_crash_names, ARRAY_SIZE(on_crash_names), 0, s) : -1;
 
     if (i < 0)
         return errbuf_fail(e, "on-crash: must be \"destroy\", \"restart\" or \"preserve\"");
@@ -650,10 +670,10 @@ static int parse_on_crash(struct json_object *v, vm_def *d, errbuf *e)
 
 static int add_label(vm_def *d, const char *key, struct json_object *v, errbuf *e)
 {
-    const char *s = json_cstr(v);
+    const char *s = vmdef_json_cstr(v);
     vm_label *l;
 
-    if (!token_valid(key, 1, VM_LABEL_KEY_MAX))
+    if (!vmdef_token_valid(key, 1, VM_LABEL_KEY_MAX))
         return errbuf_fail(e, "labels: keys must be 1 to %d " TOKEN_CHARS, VM_LABEL_KEY_MAX);
     if (!s)
         return errbuf_fail(e, "labels.%s: must be a string", key);
@@ -717,6 +737,7 @@ static const struct field {
     {"autostart", parse_autostart},
     {"on-crash", parse_on_crash},
     {"labels", parse_labels},
+    {"disks", vmdef_disks_parse},
 };
 
 static const struct field *find_field(const char *name)
@@ -805,9 +826,9 @@ static int validate_memory(const vm_def *d, errbuf *e)
 
 static int validate_machine(const vm_def *d, errbuf *e)
 {
-    if (!token_valid(d->machine, 1, VM_MODEL_MAX))
+    if (!vmdef_token_valid(d->machine, 1, VM_MODEL_MAX))
         return errbuf_fail(e, "machine: must be 1 to %d " TOKEN_CHARS, VM_MODEL_MAX);
-    if (!token_valid(d->cpu_model, 0, VM_MODEL_MAX))
+    if (!vmdef_token_valid(d->cpu_model, 0, VM_MODEL_MAX))
         return errbuf_fail(e, "cpu-model: must be at most %d " TOKEN_CHARS, VM_MODEL_MAX);
     if ((unsigned)d->accel >= ARRAY_SIZE(accel_names))
         return errbuf_fail(e, "accel: must be \"kvm\" or \"tcg\"");
@@ -836,9 +857,9 @@ static int validate_direct_boot(const vm_def *d, errbuf *e)
 {
     const char *problem;
 
-    if (d->kernel && (problem = path_problem(d->kernel)))
+    if (d->kernel && (problem = vmdef_path_problem(d->kernel)))
         return errbuf_fail(e, "kernel: %s", problem);
-    if (d->initrd && (problem = path_problem(d->initrd)))
+    if (d->initrd && (problem = vmdef_path_problem(d->initrd)))
         return errbuf_fail(e, "initrd: %s", problem);
     if (d->cmdline && (problem = cmdline_problem(d->cmdline)))
         return errbuf_fail(e, "cmdline: %s", problem);
@@ -856,7 +877,7 @@ static int validate_labels(const vm_def *d, errbuf *e)
     for (size_t i = 0; i < d->nlabels; i++) {
         const vm_label *l = &d->labels[i];
 
-        if (!l->key || !token_valid(l->key, 1, VM_LABEL_KEY_MAX))
+        if (!l->key || !vmdef_token_valid(l->key, 1, VM_LABEL_KEY_MAX))
             return errbuf_fail(e, "labels: keys must be 1 to %d " TOKEN_CHARS, VM_LABEL_KEY_MAX);
         if (!l->value || strnlen(l->value, VM_LABEL_VALUE_MAX + 1) > VM_LABEL_VALUE_MAX)
             return errbuf_fail(e, "labels.%s: must be a string of at most %d characters", l->key,
@@ -884,7 +905,8 @@ static int validate(const vm_def *d, errbuf *e)
     if ((r = validate_identity(d, e)) < 0 || (r = validate_cpus(d, e)) < 0 ||
         (r = validate_memory(d, e)) < 0 || (r = validate_machine(d, e)) < 0 ||
         (r = validate_boot(d, e)) < 0 || (r = validate_direct_boot(d, e)) < 0 ||
-        (r = validate_misc(d, e)) < 0 || (r = validate_labels(d, e)) < 0)
+        (r = validate_misc(d, e)) < 0 || (r = validate_labels(d, e)) < 0 ||
+        (r = vmdef_disks_validate(d, e)) < 0)
         return r;
     return 0;
 }
@@ -933,6 +955,8 @@ static int parse_definition(struct json_object *obj, vm_def *d, errbuf *e)
         return errbuf_fail(e, "name: is required");
     r = fill_uuid(obj, d, e);
     if (r < 0)
+        return r;
+    if ((r = vmdef_disks_finish(d, e)) < 0)
         return r;
     /* Stored explicitly so the canonical form states the real limit. */
     if (d->max_vcpus == 0)
@@ -1060,7 +1084,7 @@ static int add_runtime(struct json_object *o, const vm_def *d)
     if ((d->serial_speed != 0 && add(o, "serial", serial_to_json(d)) < 0) ||
         add(o, "autostart", json_object_new_boolean(d->autostart)) < 0 ||
         add_str(o, "on-crash", vm_on_crash_name(d->on_crash)) < 0 ||
-        add(o, "labels", labels_to_json(d)) < 0)
+        add(o, "disks", vmdef_disks_to_json(d)) < 0 || add(o, "labels", labels_to_json(d)) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -1132,8 +1156,9 @@ static const char *restart_difference(const vm_def *a, const vm_def *b)
         return "name";
     if (strncmp(a->uuid, b->uuid, sizeof(a->uuid)) != 0)
         return "uuid";
-    field = hardware_difference(a, b);
-    return field ? field : boot_difference(a, b);
+    if ((field = hardware_difference(a, b)) || (field = boot_difference(a, b)))
+        return field;
+    return vmdef_disks_equal(a, b) ? NULL : "disks";
 }
 
 bool vmdef_needs_restart(const vm_def *a, const vm_def *b, const char **ret_field)
@@ -1179,6 +1204,8 @@ static int copy_heap_members(const vm_def *src, vm_def *d)
     if (dup_optional(src->kernel, &d->kernel) < 0 || dup_optional(src->initrd, &d->initrd) < 0 ||
         dup_optional(src->cmdline, &d->cmdline) < 0)
         return -ENOMEM;
+    if (vmdef_disks_copy(src, d) < 0)
+        return -ENOMEM;
     for (size_t i = 0; i < src->nlabels; i++) {
         d->nlabels = i + 1;
         if (dup_optional(src->labels[i].key, &d->labels[i].key) < 0 ||
@@ -1192,11 +1219,13 @@ int vmdef_copy(const vm_def *src, vm_def *ret)
 {
     vm_def d = *src;
 
-    if (src->nlabels > VM_LABELS_MAX)
+    if (src->nlabels > VM_LABELS_MAX || src->ndisks > VM_DISKS_MAX)
         return -EINVAL;
     /* Nothing heap-owned is shared with src: clear before copying, so that
      * vmdef_free on a half-made copy frees only what the copy allocated. */
     d.kernel = d.initrd = d.cmdline = NULL;
+    for (size_t i = 0; i < d.ndisks; i++)
+        d.disks[i].path = NULL;
     memset(d.labels, 0, sizeof(d.labels));
     d.nlabels = 0;
     if (copy_heap_members(src, &d) < 0) {
@@ -1221,4 +1250,5 @@ void vmdef_free(vm_def *def)
         def->labels[i].key = def->labels[i].value = NULL;
     }
     def->nlabels = 0;
+    vmdef_disks_free(def);
 }

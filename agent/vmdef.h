@@ -43,6 +43,51 @@ typedef enum vm_boot_dev {
     VM_BOOT_NETWORK, /* "network" -> n */
 } vm_boot_dev;
 
+#define VM_DISKS_MAX 32
+#define VM_VOLUME_MAX 255
+#define VM_TARGET_MAX 7
+
+typedef enum vm_disk_format { VM_DISK_QCOW2, VM_DISK_RAW } vm_disk_format;
+
+typedef enum vm_disk_bus {
+    VM_DISK_VIRTIO_BLK,      /* "virtio-blk", the default */
+    VM_DISK_VIRTIO_SCSI,     /* "virtio-scsi": scsi-hd on one virtio-scsi controller */
+    VM_DISK_SATA,            /* "sata": the AHCI controller */
+    VM_DISK_IDE,             /* "ide": PIIX IDE on pc machines, AHCI ports on q35 */
+} vm_disk_bus;
+
+typedef enum vm_disk_cache {
+    VM_CACHE_NONE,           /* the default: O_DIRECT, guest flushes honoured */
+    VM_CACHE_WRITEBACK,
+    VM_CACHE_WRITETHROUGH,
+    VM_CACHE_DIRECTSYNC,
+    VM_CACHE_UNSAFE,
+} vm_disk_cache;
+
+typedef enum vm_disk_io { VM_IO_THREADS, VM_IO_NATIVE, VM_IO_URING } vm_disk_io;
+
+/* One disk: a volume in a pool, or a path inside a pool, or (a cdrom) an
+ * ISO or nothing. */
+typedef struct vm_disk {
+    char target[VM_TARGET_MAX + 1];   /* "sda": unique, names the file NAME.sda.qcow2 */
+    char pool[VM_NAME_MAX + 1];       /* "" with a path, or an empty cdrom */
+    char volume[VM_VOLUME_MAX + 1];
+    char *path;                       /* absolute, or NULL */
+    uint64_t size;                    /* bytes: create the file at define time when missing */
+    vm_disk_format format;            /* never guessed: qcow2 unless stated */
+    vm_disk_bus bus;
+    vm_disk_cache cache;
+    vm_disk_io io;
+    bool readonly;
+    bool cdrom;
+    bool discard;                     /* unmap what the guest discards */
+    int boot_index;                   /* -1: none */
+} vm_disk;
+
+const char *vm_disk_bus_name(vm_disk_bus b);
+const char *vm_disk_cache_name(vm_disk_cache c);
+const char *vm_disk_io_name(vm_disk_io i);
+
 typedef struct vm_label {
     char *key;
     char *value;
@@ -64,6 +109,8 @@ typedef struct vm_def {
     uint32_t serial_speed;                  /* 0: no serial speed set (default 115200 in docs) */
     bool autostart;
     vm_on_crash on_crash;
+    vm_disk disks[VM_DISKS_MAX];
+    size_t ndisks;
     vm_label labels[VM_LABELS_MAX];
     size_t nlabels;
 } vm_def;
@@ -91,6 +138,9 @@ bool vmdef_needs_restart(const vm_def *a, const vm_def *b, const char **ret_fiel
 bool vmdef_name_valid(const char *name);
 /* "512", "512M", "2G", "1T", "2048MiB" -> MiB; -EINVAL on anything else. */
 int vmdef_parse_memory(const char *s, uint64_t *ret_mib);
+/* "1073741824", "20G", "512M", "1T", "4KiB" -> bytes (binary units, as
+ * qemu-img takes them); -EINVAL or -ERANGE otherwise. */
+int vmdef_parse_size(const char *s, uint64_t *ret_bytes);
 
 const char *vm_on_crash_name(vm_on_crash v);
 const char *vm_accel_name(vm_accel v);

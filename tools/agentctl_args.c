@@ -51,6 +51,65 @@ int ctl_getopt(int argc, char **argv, const struct option *opts)
     return ch;
 }
 
+int ctl_no_options(int argc, char **argv)
+{
+    static const struct option help_only[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int ch = ctl_getopt(argc, argv, help_only);
+
+    if (ch == -1)
+        return 0;
+    return ch == 'h' ? CTL_HELP : -EINVAL;
+}
+
+struct json_object *ctl_string_args(const char *key, const char *value)
+{
+    struct json_object *args = json_object_new_object();
+
+    json_object_object_add(args, key, json_object_new_string(value));
+    return args;
+}
+
+static struct json_object *flag_value(const ctl_flag *f, const char *arg)
+{
+    switch (f->kind) {
+    case CTL_FLAG_STRING:
+        return json_object_new_string(arg);
+    case CTL_FLAG_SCALAR:
+        return ctl_scalar_value(arg);
+    case CTL_FLAG_TRUE:
+    case CTL_FLAG_FALSE:
+        break;
+    }
+    return json_object_new_boolean(f->kind == CTL_FLAG_TRUE);
+}
+
+int ctl_flag_args(int argc, char **argv, const ctl_flag *flags, size_t n, struct json_object *args)
+{
+    struct option opts[CTL_FLAGS_MAX + 2];
+    size_t i;
+    int ch;
+
+    if (n > CTL_FLAGS_MAX)
+        return -E2BIG;
+    for (i = 0; i < n; i++) {
+        bool takes_value = flags[i].kind == CTL_FLAG_STRING || flags[i].kind == CTL_FLAG_SCALAR;
+        opts[i] = (struct option){ flags[i].flag, takes_value ? required_argument : no_argument,
+                                   NULL, FLAG_BASE + (int)i };
+    }
+    opts[i++] = (struct option){ "help", no_argument, NULL, 'h' };
+    opts[i] = (struct option){ NULL, 0, NULL, 0 };
+    while ((ch = ctl_getopt(argc, argv, opts)) != -1) {
+        if (ch < FLAG_BASE)
+            return ch == 'h' ? CTL_HELP : -EINVAL;
+        json_object_object_add(args, flags[ch - FLAG_BASE].key,
+                               flag_value(&flags[ch - FLAG_BASE], optarg));
+    }
+    return 0;
+}
+
 int ctl_positionals(int argc, char **argv, int min, int max)
 {
     int n = argc - optind;
@@ -224,7 +283,7 @@ static bool all_digits(const char *s)
     return *s && s[strspn(s, "0123456789")] == '\0' && strlen(s) <= 18;
 }
 
-static struct json_object *scalar_value(const char *s)
+struct json_object *ctl_scalar_value(const char *s)
 {
     if (all_digits(s))
         return json_object_new_int64(strtoll(s, NULL, 10));
@@ -259,7 +318,7 @@ static int apply_flag(const char *verb, struct json_object *def, const def_flag 
         json_object_object_add(def, f->key, json_object_new_string(arg));
         return 0;
     case DEF_SCALAR:
-        json_object_object_add(def, f->key, scalar_value(arg));
+        json_object_object_add(def, f->key, ctl_scalar_value(arg));
         return 0;
     case DEF_TRUE:
     case DEF_FALSE:

@@ -398,8 +398,8 @@ static int conn_await(ctl_conn *c, int64_t id, int64_t deadline, ctl_event_fn on
     }
 }
 
-int ctl_call(ctl_conn *c, const char *command, struct json_object *args, int64_t deadline,
-             ctl_event_fn on_event, void *opaque, struct json_object **ret_value)
+int ctl_send_request(ctl_conn *c, const char *command, struct json_object *args, int64_t deadline,
+                     int64_t *ret_id)
 {
     int64_t id = c->next_id++;
     char *text = ctl_request_text(command, args, id);
@@ -413,6 +413,23 @@ int ctl_call(ctl_conn *c, const char *command, struct json_object *args, int64_t
     else
         r = conn_send(c, text, strlen(text), deadline);
     free(text);
+    if (r == 0)
+        *ret_id = id;
+    return r;
+}
+
+int ctl_await_reply(ctl_conn *c, int64_t id, int64_t deadline, ctl_event_fn on_event,
+                    void *opaque, struct json_object **ret_value)
+{
+    return conn_await(c, id, deadline, on_event, opaque, ret_value);
+}
+
+int ctl_call(ctl_conn *c, const char *command, struct json_object *args, int64_t deadline,
+             ctl_event_fn on_event, void *opaque, struct json_object **ret_value)
+{
+    int64_t id;
+    int r = ctl_send_request(c, command, args, deadline, &id);
+
     if (r < 0)
         return r;
     return conn_await(c, id, deadline, on_event, opaque, ret_value);

@@ -59,6 +59,14 @@ int ctl_negotiate(ctl_conn *c, int64_t deadline);
 int ctl_call(ctl_conn *c, const char *command, struct json_object *args, int64_t deadline,
              ctl_event_fn on_event, void *opaque, struct json_object **ret_value);
 
+/* ctl_call() in two halves, for a caller that sends a second request (a
+ * job-cancel) while it waits for the first: replies to other ids are passed
+ * over. On 0, *ret_id is the id the reply will carry. */
+int ctl_send_request(ctl_conn *c, const char *command, struct json_object *args, int64_t deadline,
+                     int64_t *ret_id);
+int ctl_await_reply(ctl_conn *c, int64_t id, int64_t deadline, ctl_event_fn on_event,
+                    void *opaque, struct json_object **ret_value);
+
 /* The request line ctl_call() would send, with its '\n', for size checks. */
 char *ctl_request_text(const char *command, struct json_object *args, int64_t id);
 

@@ -60,6 +60,68 @@ void ctl_put_safe(FILE *f, const char *s, int keep_newlines)
     free(e);
 }
 
+char *ctl_safe_text(const char *s)
+{
+    return escape(s, 0);
+}
+
+const char *ctl_member_text(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+bool ctl_member_true(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    return json_object_object_get_ex(obj, key, &v) && json_object_get_boolean(v);
+}
+
+void ctl_print_name_line(const char *name, const char *what)
+{
+    ctl_put_safe(stdout, name ? name : "?", 0);
+    printf(" %s\n", what);
+}
+
+/* Whole units when the size is a whole number of them, as sizes are usually
+ * given ("20G"); one decimal below ten units, where it tells 1.0G from 1.4G. */
+void ctl_size_text(uint64_t bytes, char text[CTL_SIZE_TEXT_MAX])
+{
+    static const char units[] = "KMGTPE";
+    uint64_t unit = 1024;
+    int u = 0;
+    double v;
+
+    if (bytes < 1024) {
+        snprintf(text, CTL_SIZE_TEXT_MAX, "%" PRIu64 "B", bytes);
+        return;
+    }
+    while (u + 1 < (int)strlen(units) && bytes / unit >= 1024) {
+        unit *= 1024;
+        u++;
+    }
+    v = (double)bytes / (double)unit;
+    if (bytes % unit == 0 || v >= 9.95)
+        snprintf(text, CTL_SIZE_TEXT_MAX, "%.0f%c", v, units[u]);
+    else
+        snprintf(text, CTL_SIZE_TEXT_MAX, "%.1f%c", v, units[u]);
+}
+
+void ctl_member_size_text(struct json_object *obj, const char *key, char text[CTL_SIZE_TEXT_MAX])
+{
+    struct json_object *v;
+
+    if (json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_int) &&
+        json_object_get_int64(v) >= 0)
+        ctl_size_text((uint64_t)json_object_get_int64(v), text);
+    else
+        snprintf(text, CTL_SIZE_TEXT_MAX, "-");
+}
+
 /* Characters a terminal shows for s: UTF-8 continuation bytes take no column. */
 static size_t display_width(const char *s)
 {
@@ -69,6 +131,19 @@ static size_t display_width(const char *s)
         if (((unsigned char)*s & 0xc0) != 0x80)
             w++;
     return w;
+}
+
+void ctl_print_rows(const char *const *header, size_t ncols, struct json_object *array, ctl_row_fn *row)
+{
+    ctl_table *t = ctl_table_new(ncols);
+
+    if (!t)
+        return;
+    ctl_table_add(t, header);
+    for (size_t i = 0; json_object_is_type(array, json_type_array) && i < json_object_array_length(array); i++)
+        row(t, json_object_array_get_idx(array, i));
+    ctl_table_print(t, stdout);
+    ctl_table_free(t);
 }
 
 ctl_table *ctl_table_new(size_t ncols)

@@ -6,7 +6,9 @@
 #ifndef AGENTD_AGENTCTL_PRINT_H
 #define AGENTD_AGENTCTL_PRINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct json_object;
@@ -18,6 +20,11 @@ ctl_table *ctl_table_new(size_t ncols);
 int ctl_table_add(ctl_table *t, const char *const *cells);
 void ctl_table_print(const ctl_table *t, FILE *f);
 void ctl_table_free(ctl_table *t);
+
+/* A table to stdout: the header row (ncols cells), then one row per item
+ * of the array, added by row. */
+typedef void ctl_row_fn(ctl_table *t, struct json_object *item);
+void ctl_print_rows(const char *const *header, size_t ncols, struct json_object *array, ctl_row_fn *row);
 
 /* Pretty JSON, for --json and vm-qmp. */
 void ctl_print_json(FILE *f, struct json_object *v);
@@ -38,5 +45,19 @@ void ctl_print_event(FILE *f, struct json_object *event);
 
 /* Writes s with control characters escaped as \xNN (newlines kept if asked). */
 void ctl_put_safe(FILE *f, const char *s, int keep_newlines);
+/* s escaped the same way, newlines too, as a string to free; NULL when out of memory. */
+char *ctl_safe_text(const char *s);
+
+/* A member's text (numbers too); NULL when it is missing or null. */
+const char *ctl_member_text(struct json_object *obj, const char *key);
+bool ctl_member_true(struct json_object *obj, const char *key);
+/* "NAME what" on stdout, NAME escaped ("?" when NULL). */
+void ctl_print_name_line(const char *name, const char *what);
+
+/* Bytes as people read them: 512B, 20G, 1.0G, 3.5T. */
+#define CTL_SIZE_TEXT_MAX 16
+void ctl_size_text(uint64_t bytes, char text[CTL_SIZE_TEXT_MAX]);
+/* A member that is a byte count, as above; "-" when it is missing or not a count. */
+void ctl_member_size_text(struct json_object *obj, const char *key, char text[CTL_SIZE_TEXT_MAX]);
 
 #endif

@@ -27,40 +27,21 @@
 #define WAIT_SHUTDOWN_EXTRA_S 30
 #define SHUTDOWN_TIMEOUT_MAX 86400
 
-static const struct option help_only[] = {
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-};
-
-/* Runs getopt for verbs whose only option is --help. */
-static int no_options(int argc, char **argv)
-{
-    int ch = ctl_getopt(argc, argv, help_only);
-
-    if (ch == -1)
-        return 0;
-    return ch == 'h' ? CTL_HELP : -EINVAL;
-}
-
 static struct json_object *name_args(const char *name)
 {
-    struct json_object *args = json_object_new_object();
-
-    json_object_object_add(args, "name", json_object_new_string(name));
-    return args;
+    return ctl_string_args("name", name);
 }
 
-static int parse_nothing(int argc, char **argv, ctl_request *req)
+int ctl_parse_nothing(int argc, char **argv, ctl_request *req)
 {
-    int r = no_options(argc, argv);
+    int r = ctl_no_options(argc, argv);
 
     return r ? r : ctl_positionals(argc, argv, 0, 0);
 }
 
-/* VERB NAME, sending {"name": NAME}. */
-static int parse_name(int argc, char **argv, ctl_request *req)
+int ctl_parse_name(int argc, char **argv, ctl_request *req)
 {
-    int r = no_options(argc, argv);
+    int r = ctl_no_options(argc, argv);
 
     if (r == 0)
         r = ctl_positionals(argc, argv, 1, 1);
@@ -74,7 +55,40 @@ static int parse_name(int argc, char **argv, ctl_request *req)
 static int parse_destroy(int argc, char **argv, ctl_request *req)
 {
     req->wait_s = WAIT_DESTROY_S;
-    return parse_name(argc, argv, req);
+    return ctl_parse_name(argc, argv, req);
+}
+
+/* undefine NAME [--purge|--keep-disks] [--force]: the protocol's four members,
+ * always all sent, as documented. */
+static int parse_undefine(int argc, char **argv, ctl_request *req)
+{
+    static const ctl_flag flags[] = {
+        { "purge", "purge", CTL_FLAG_TRUE },
+        { "force", "force", CTL_FLAG_TRUE },
+        { "keep-disks", "keep-disks", CTL_FLAG_TRUE },
+    };
+    struct json_object *args = json_object_new_object();
+    int r;
+
+    json_object_object_add(args, "purge", json_object_new_boolean(false));
+    json_object_object_add(args, "force", json_object_new_boolean(false));
+    json_object_object_add(args, "keep-disks", json_object_new_boolean(false));
+    r = ctl_flag_args(argc, argv, flags, sizeof(flags) / sizeof(flags[0]), args);
+    if (r == 0)
+        r = ctl_positionals(argc, argv, 1, 1);
+    if (r == 0 && ctl_member_true(args, "purge") && ctl_member_true(args, "keep-disks"))
+        r = ctl_usage_error(argv[0], "--purge deletes the disks that --keep-disks keeps; give one");
+    if (r != 0) {
+        json_object_put(args);
+        return r;
+    }
+    req->vm = argv[optind];
+    req->args = args;
+    json_object_object_add(args, "name", json_object_new_string(req->vm));
+    /* --force destroys a running VM first. */
+    if (ctl_member_true(args, "force"))
+        req->wait_s = WAIT_DESTROY_S;
+    return 0;
 }
 
 /* define FILE|- or define --name N [flags]: one or the other. */
@@ -213,7 +227,7 @@ static int parse_events(int argc, char **argv, ctl_request *req)
 static int parse_qmp(int argc, char **argv, ctl_request *req)
 {
     struct json_object *arguments = NULL;
-    int r = no_options(argc, argv);
+    int r = ctl_no_options(argc, argv);
 
     if (r == 0)
         r = ctl_positionals(argc, argv, 2, 3);
@@ -229,51 +243,66 @@ static int parse_qmp(int argc, char **argv, ctl_request *req)
     return 0;
 }
 
-static const char *member_text(struct json_object *obj, const char *key)
+void ctl_print_done(const ctl_request *req, struct json_object *value)
 {
-    struct json_object *v;
-
-    if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null))
-        return NULL;
-    return json_object_get_string(v);
+    ctl_print_name_line(req->vm, req->verb->done);
 }
 
-static bool member_true(struct json_object *obj, const char *key)
+/* One "label: path" line for each path of a purge, with why a disk was kept. */
+static void print_purged_disk(const char *label, struct json_object *disk)
 {
-    struct json_object *v;
+    const char *path = json_object_is_type(disk, json_type_string) ? json_object_get_string(disk)
+                                                                    : ctl_member_text(disk, "path");
+    const char *error = ctl_member_text(disk, "error");
 
-    return json_object_object_get_ex(obj, key, &v) && json_object_get_boolean(v);
+    printf("%-9s", label);
+    ctl_put_safe(stdout, path ? path : "?", 0);
+    if (error) {
+        fputs(": ", stdout);
+        ctl_put_safe(stdout, error, 0);
+    }
+    putchar('\n');
 }
 
-static void print_name_line(const char *name, const char *what)
+static size_t print_purged(struct json_object *value, const char *key, const char *label)
 {
-    ctl_put_safe(stdout, name ? name : "?", 0);
-    printf(" %s\n", what);
+    struct json_object *list;
+    size_t n = 0;
+
+    if (json_object_object_get_ex(value, key, &list) && json_object_is_type(list, json_type_array))
+        n = json_object_array_length(list);
+    for (size_t i = 0; i < n; i++)
+        print_purged_disk(label, json_object_array_get_idx(list, i));
+    return n;
 }
 
-static void print_done(const ctl_request *req, struct json_object *value)
+static void print_undefine(const ctl_request *req, struct json_object *value)
 {
-    print_name_line(req->vm, req->verb->done);
+    ctl_print_name_line(req->vm, "undefined");
+    if (!ctl_member_true(req->args, "purge"))
+        return;
+    if (print_purged(value, "deleted", "deleted:") + print_purged(value, "kept", "kept:") == 0)
+        printf("no disks deleted\n");
 }
 
 static void print_start(const ctl_request *req, struct json_object *value)
 {
-    print_name_line(req->vm, req->paused ? "started, paused" : "started");
+    ctl_print_name_line(req->vm, req->paused ? "started, paused" : "started");
 }
 
 static void print_shutdown(const ctl_request *req, struct json_object *value)
 {
-    if (member_true(value, "forced"))
-        print_name_line(req->vm, "forced off: the guest did not power off in time");
+    if (ctl_member_true(value, "forced"))
+        ctl_print_name_line(req->vm, "forced off: the guest did not power off in time");
     else
-        print_name_line(req->vm, "shut down");
+        ctl_print_name_line(req->vm, "shut down");
 }
 
 static void print_define(const ctl_request *req, struct json_object *value)
 {
-    const char *name = member_text(value, "name"), *uuid = member_text(value, "uuid");
+    const char *name = ctl_member_text(value, "name"), *uuid = ctl_member_text(value, "uuid");
 
-    print_name_line(name ? name : req->vm, member_true(value, "created") ? "defined" : "redefined");
+    ctl_print_name_line(name ? name : req->vm, ctl_member_true(value, "created") ? "defined" : "redefined");
     if (uuid) {
         printf("uuid: ");
         ctl_put_safe(stdout, uuid, 0);
@@ -286,7 +315,7 @@ static void print_update(const ctl_request *req, struct json_object *value)
     struct json_object *fields;
     char *text;
 
-    print_name_line(req->vm, "updated");
+    ctl_print_name_line(req->vm, "updated");
     if (!json_object_object_get_ex(value, "restart-needed", &fields) ||
         !json_object_is_type(fields, json_type_array) || json_object_array_length(fields) == 0)
         return;
@@ -301,8 +330,8 @@ static void add_vm_row(ctl_table *t, struct json_object *vm)
 {
     char *autostart = ctl_value_text(json_object_object_get(vm, "autostart"));
     const char *cells[] = {
-        member_text(vm, "name"), member_text(vm, "state"), member_text(vm, "reason"),
-        member_text(vm, "pid"), member_text(vm, "vcpus"), member_text(vm, "memory-mib"),
+        ctl_member_text(vm, "name"), ctl_member_text(vm, "state"), ctl_member_text(vm, "reason"),
+        ctl_member_text(vm, "pid"), ctl_member_text(vm, "vcpus"), ctl_member_text(vm, "memory-mib"),
         json_object_object_get(vm, "autostart") ? autostart : NULL,
     };
 
@@ -314,16 +343,8 @@ static void print_list(const ctl_request *req, struct json_object *value)
 {
     static const char *const header[] = { "NAME", "STATE", "REASON", "PID", "VCPUS",
                                           "MEMORY(MiB)", "AUTOSTART" };
-    ctl_table *t = ctl_table_new(7);
 
-    if (!t)
-        return;
-    ctl_table_add(t, header);
-    for (size_t i = 0; json_object_is_type(value, json_type_array) &&
-                       i < json_object_array_length(value); i++)
-        add_vm_row(t, json_object_array_get_idx(value, i));
-    ctl_table_print(t, stdout);
-    ctl_table_free(t);
+    ctl_print_rows(header, 7, value, add_vm_row);
 }
 
 static void print_info(const ctl_request *req, struct json_object *value)
@@ -374,7 +395,7 @@ static void print_host(const ctl_request *req, struct json_object *v)
     add_row(t, "memory:", "%s MiB total, %s MiB available", path_text(v, "memory-mib"),
             path_text(v, "memory-available-mib"));
     add_row(t, "accelerator:", "%s (kvm %savailable)", path_text(v, "accel"),
-            member_true(v, "kvm-available") ? "" : "not ");
+            ctl_member_true(v, "kvm-available") ? "" : "not ");
     add_row(t, "vms:", "%s defined, %s running", path_text(v, "vms.defined"),
             path_text(v, "vms.running"));
     add_row(t, "allocated:", "%s vcpus, %s MiB (VMs with a QEMU process)",
@@ -418,10 +439,10 @@ static void print_value(const ctl_request *req, struct json_object *value)
 static const ctl_verb verbs[] = {
     { "list", "query-vms", NULL, "",
       "Lists the VMs: NAME STATE REASON PID VCPUS MEMORY(MiB) AUTOSTART.\n",
-      parse_nothing, print_list },
+      ctl_parse_nothing, print_list },
     { "info", "query-vm", NULL, "NAME",
       "Shows a VM's definition and its runtime state as key: value lines.\n",
-      parse_name, print_info },
+      ctl_parse_name, print_info },
     { "define", "vm-define", NULL, "FILE|-\n--name NAME [FLAGS]",
       "Creates a VM, or replaces the definition of a stopped one, from a JSON file\n"
       "(- reads standard input) or from flags:\n"
@@ -432,9 +453,13 @@ static const ctl_verb verbs[] = {
       "all labels. A VM with a QEMU process takes the change at its next start; the\n"
       "fields for which that applies are printed. Flags:\n" DEFINITION_FLAGS,
       parse_update, print_update },
-    { "undefine", "vm-undefine", "undefined", "NAME",
-      "Removes a stopped or crashed VM. Its logs are kept.\n",
-      parse_name, print_done },
+    { "undefine", "vm-undefine", "undefined", "NAME [--purge|--keep-disks] [--force]",
+      "Removes a stopped or crashed VM; --force destroys a running one first (xCAT's\n"
+      "rmvm -f). Its logs are kept, and its disks unless --purge (rmvm -p): then each\n"
+      "disk file in a dir or nfs pool is deleted (never an ISO, a read-only disk, a phy\n"
+      "device, or the backing file of another image), and the files deleted and kept\n"
+      "are printed.\n",
+      parse_undefine, print_undefine },
     { "start", "vm-start", NULL, "NAME [--paused]",
       "Starts a VM and waits until it runs (or is paused, with --paused).\n",
       parse_start, print_start },
@@ -445,13 +470,13 @@ static const ctl_verb verbs[] = {
       parse_shutdown, print_shutdown },
     { "destroy", "vm-destroy", "destroyed", "NAME",
       "Ends the VM's QEMU at once: QMP quit, then SIGTERM, then SIGKILL.\n",
-      parse_destroy, print_done },
+      parse_destroy, ctl_print_done },
     { "reset", "vm-reset", "reset", "NAME", "Hard-resets the VM (system_reset).\n",
-      parse_name, print_done },
+      ctl_parse_name, ctl_print_done },
     { "suspend", "vm-suspend", "suspended", "NAME", "Pauses the VM's vCPUs.\n",
-      parse_name, print_done },
+      ctl_parse_name, ctl_print_done },
     { "resume", "vm-resume", "resumed", "NAME", "Continues a paused VM's vCPUs.\n",
-      parse_name, print_done },
+      ctl_parse_name, ctl_print_done },
     { "events", "query-events", NULL, "[--after SEQ]",
       "Prints the agent's events as they happen, one a line: SEQ TIME EVENT key=value...\n"
       "(TIME in UTC), until interrupted. --after first prints the kept events with a\n"
@@ -459,25 +484,38 @@ static const ctl_verb verbs[] = {
       parse_events, NULL },
     { "host", "query-host", NULL, "",
       "Shows the host's CPUs, memory and accelerator, and what its VMs are given.\n",
-      parse_nothing, print_host },
+      ctl_parse_nothing, print_host },
     { "qmp", "vm-qmp", NULL, "NAME COMMAND [JSON-ARGS]",
       "Sends one QMP command to the VM's QEMU and prints its return value as JSON.\n"
       "JSON-ARGS is an object, e.g. '{\"id-list\": []}'.\n",
       parse_qmp, print_value },
     { "version", "query-version", NULL, "", "Shows the agent's and QEMU's versions.\n",
-      parse_nothing, print_version },
+      ctl_parse_nothing, print_version },
 };
 
-const ctl_verb *ctl_verb_list(size_t *ret_n)
+/* The VM verbs, then storage, then masters and jobs. */
+const ctl_verb *ctl_verb_at(size_t i)
 {
-    *ret_n = sizeof(verbs) / sizeof(verbs[0]);
-    return verbs;
+    size_t n = sizeof(verbs) / sizeof(verbs[0]);
+    const ctl_verb *more;
+
+    if (i < n)
+        return &verbs[i];
+    i -= n;
+    more = ctl_storage_verbs(&n);
+    if (i < n)
+        return &more[i];
+    i -= n;
+    more = ctl_master_verbs(&n);
+    return i < n ? &more[i] : NULL;
 }
 
 const ctl_verb *ctl_verb_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (strcmp(verbs[i].name, name) == 0)
-            return &verbs[i];
+    const ctl_verb *v;
+
+    for (size_t i = 0; (v = ctl_verb_at(i)); i++)
+        if (strcmp(v->name, name) == 0)
+            return v;
     return NULL;
 }

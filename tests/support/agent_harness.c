@@ -326,20 +326,24 @@ void agent_forget_events(agent_conn *c)
     c->events = json_object_new_array();
 }
 
-int agent_call(agent_conn *c, const char *execute, const char *args_json, int timeout_ms,
-               struct json_object **ret_reply)
+int agent_send(agent_conn *c, const char *execute, const char *args_json)
 {
     char *line;
     int id = ++c->next_id, r;
-    long long end = now_ms() + timeout_ms;
 
     if (asprintf(&line, "{\"execute\": \"%s\"%s%s, \"id\": %d}\n", execute,
                  args_json ? ", \"arguments\": " : "", args_json ? args_json : "", id) < 0)
         return -ENOMEM;
     r = send_all(c->fd, line, strlen(line));
     free(line);
-    if (r < 0)
-        return r;
+    return r < 0 ? r : id;
+}
+
+int agent_wait_reply(agent_conn *c, int id, int timeout_ms, struct json_object **ret_reply)
+{
+    long long end = now_ms() + timeout_ms;
+    int r;
+
     for (;;) {
         struct json_object *o, *rid;
         if ((r = next_reply(c, (int)(end - now_ms() > 0 ? end - now_ms() : 0), &o)) < 0)
@@ -350,6 +354,16 @@ int agent_call(agent_conn *c, const char *execute, const char *args_json, int ti
         }
         json_object_put(o);
     }
+}
+
+int agent_call(agent_conn *c, const char *execute, const char *args_json, int timeout_ms,
+               struct json_object **ret_reply)
+{
+    int id = agent_send(c, execute, args_json);
+
+    if (id < 0)
+        return id;
+    return agent_wait_reply(c, id, timeout_ms, ret_reply);
 }
 
 static bool event_matches(struct json_object *ev, const char *vm, const char *state)

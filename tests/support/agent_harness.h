@@ -47,6 +47,10 @@ void agent_close(agent_conn *c);
  * are kept in c->events. */
 int agent_call(agent_conn *c, const char *execute, const char *args_json, int timeout_ms,
                struct json_object **ret_reply);
+/* Sends a request without waiting: its id, or -errno. */
+int agent_send(agent_conn *c, const char *execute, const char *args_json);
+/* Waits for the reply to request id (events seen meanwhile are kept). */
+int agent_wait_reply(agent_conn *c, int id, int timeout_ms, struct json_object **ret_reply);
 /* Sends a raw line and reads the next non-event line. */
 int agent_raw(agent_conn *c, const char *line, size_t len, int timeout_ms, struct json_object **ret_reply);
 /* Drops the events kept so far, so later waits see only new ones. */

@@ -463,6 +463,18 @@ static void guest_reset(struct guest *g)
     g->launched = true;
 }
 
+int guest_attach(struct guest *g, const char *serial_path)
+{
+    int r;
+
+    guest_reset(g);   /* pid -1: guest_kill closes the socket and kills nothing */
+    if (format(g->serial_path, sizeof(g->serial_path), "%s", serial_path) < 0)
+        return -ENAMETOOLONG;
+    if ((r = connect_unix(g->serial_path, &g->serial_fd)) < 0)
+        return r;
+    return 0;
+}
+
 static int launch(const struct guest_opts *o, struct guest *g, struct qemu_cmd *c)
 {
     int64_t deadline = now_ms() + (o->start_timeout_ms > 0 ? o->start_timeout_ms : DEFAULT_START_TIMEOUT_MS);

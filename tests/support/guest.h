@@ -45,6 +45,10 @@ struct guest {
  * appeared (see stderr_path), -ETIMEDOUT. */
 int guest_launch(const struct guest_opts *o, struct guest *g);
 
+/* Connects to the serial socket of a guest someone else launched (agentd),
+ * for guest_wait_line and guest_query; guest_kill then only closes it. */
+int guest_attach(struct guest *g, const char *serial_path);
+
 /* Reads serial until a line starting with prefix (\r stripped) and copies it into
  * ret_line (may be NULL); -ETIMEDOUT, -EPIPE when QEMU closed the serial socket,
  * -ENOBUFS when the line does not fit ret_line. */

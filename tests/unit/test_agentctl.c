@@ -4,7 +4,9 @@
  * thread: it greets, negotiates, records every request line, and answers from
  * a table keyed by the command name. Each test runs the real agentctl with
  * fork/exec and checks what a user or a script would: stdout, stderr, the
- * exit status, and the exact request that reached the socket. */
+ * exit status, and the exact request that reached the socket. Some replies
+ * come after events (a long job's progress), and two clones ("slow",
+ * "stuck") are held until agentctl sends job-cancel, or for ever. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -58,6 +60,8 @@ typedef struct fake_agent {
     char *requests[MAX_REQUESTS];   /* every line after qmp_capabilities */
     size_t nrequests;
     char *caps_line;                /* the qmp_capabilities line as received */
+    /* Only the fake's thread: the id of the held clone request, or NULL. */
+    char *held_id;
 } fake_agent;
 
 typedef struct harness {
@@ -77,6 +81,9 @@ typedef struct run_opts {
     const char *env_socket;    /* AGENTD_SOCKET for the child */
     const char *stdin_path;    /* default /dev/null */
     int signal_when_negotiated;
+    /* A SIGINT once the fake has received each of these commands, in turn. */
+    const char *sigint_after[3];
+    bool stderr_tty;           /* stderr is a pseudo-terminal, read into err */
 } run_opts;
 
 /* ---- the fake agent ---- */
@@ -95,7 +102,53 @@ typedef struct canned {
     const char *command;
     const char *value;   /* the "return" value, or the "error" object */
     bool is_error;
+    const char *const *events;   /* lines sent before the reply; NULL-terminated */
 } canned;
+
+#define JOB_EVENT(name, data)                                                                 \
+    "{\"event\": \"" name "\", \"data\": {" data "}, \"timestamp\": {\"seconds\": 1763775000, " \
+    "\"microseconds\": 0}, \"seq\": 40}"
+#define GIB4 "4294967296"
+
+/* master-create runs on its source VM, vm1; the events of a clone running on
+ * vm7 at the same time must not show. */
+static const char *const master_create_events[] = {
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm1\", \"job\": \"master-create\", \"disk\": \"rhel9.sda.qcow2\","
+              " \"done\": 0, \"total\": " GIB4 ", \"message\": \"Cloning vm1.sda.qcow2 (currently is"
+              " 1050 MB and has a capacity of 4096MB)\""),
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm7\", \"job\": \"clone\", \"disk\": \"vm7.sda.qcow2\","
+              " \"done\": 0, \"total\": " GIB4 ", \"message\": \"Cloning rhel9.sda.qcow2 for vm7\""),
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm1\", \"job\": \"master-create\", \"disk\": \"rhel9.sda.qcow2\","
+              " \"done\": " GIB4 ", \"total\": " GIB4),
+    JOB_EVENT("JOB_FINISHED", "\"vm\": \"vm1\", \"job\": \"master-create\", \"status\": \"completed\","
+              " \"error\": null"),
+    NULL,
+};
+
+/* A clone of two disks onto vm2; vm1's line, from another job, must not show. */
+static const char *const clone_events[] = {
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm2\", \"job\": \"clone\", \"disk\": \"vm2.sda.qcow2\","
+              " \"done\": 0, \"total\": " GIB4 ", \"message\": \"Cloning rhel9.sda.qcow2 (currently is"
+              " 1050 MB and has a capacity of 4096MB)\""),
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm2\", \"job\": \"clone\", \"disk\": \"vm2.sda.qcow2\","
+              " \"done\": 2147483648, \"total\": " GIB4),
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm1\", \"job\": \"master-create\", \"disk\": \"gold.sda.qcow2\","
+              " \"done\": 0, \"total\": 1024, \"message\": \"Cloning vm1.sda.qcow2 for m2\""),
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm2\", \"job\": \"clone\", \"disk\": \"vm2.sda.qcow2\","
+              " \"done\": " GIB4 ", \"total\": " GIB4),
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm2\", \"job\": \"clone\", \"disk\": \"vm2.sdb.qcow2\","
+              " \"done\": 0, \"total\": 1073741824, \"message\": \"Cloning rhel9.sdb.qcow2 (currently"
+              " is 0 MB and has a capacity of 1024MB)\""),
+    JOB_EVENT("JOB_PROGRESS", "\"vm\": \"vm2\", \"job\": \"clone\", \"disk\": \"vm2.sdb.qcow2\","
+              " \"done\": 1073741824, \"total\": 1073741824"),
+    JOB_EVENT("JOB_FINISHED", "\"vm\": \"vm2\", \"job\": \"clone\", \"status\": \"completed\","
+              " \"error\": null"),
+    NULL,
+};
+
+#define POOL_SECONDARY(active)                                                                  \
+    "{\"name\": \"secondary\", \"location\": \"nfs://10.0.0.1/install/vms/\", \"autostart\": false," \
+    " \"kind\": \"nfs\", \"active\": " active ", \"path\": \"/var/lib/agentd/mnt/secondary\"}"
 
 static const canned replies[] = {
     { "query-vms",
@@ -103,31 +156,78 @@ static const canned replies[] = {
       " \"reason\": \"user\", \"pid\": 1234, \"vcpus\": 2, \"memory-mib\": 1024, \"autostart\": true},"
       " {\"name\": \"web-02\", \"uuid\": \"5f0c6e1a-0000-4000-8000-000000000002\", \"state\": \"stopped\","
       " \"reason\": \"defined\", \"vcpus\": 4, \"memory-mib\": 4096, \"autostart\": false}]",
-      false },
+      false, NULL },
     { "query-vm",
       "{\"definition\": {\"name\": \"vm1\", \"vcpus\": 2, \"memory\": 1024, \"boot\": [\"network\", \"disk\"],"
       " \"autostart\": true, \"labels\": {\"owner\": \"ops\", \"bad\": \"a\\u001b[31mb\"}},"
       " \"runtime\": {\"state\": \"crashed\", \"reason\": \"crash\", \"exit-status\": {\"signal\": 9},"
       " \"log-tail\": \"line one\\nline two\\n\"}}",
-      false },
+      false, NULL },
     { "vm-define", "{\"name\": \"vm1\", \"uuid\": \"5f0c6e1a-0000-4000-8000-000000000001\", \"created\": true}",
-      false },
-    { "vm-update", "{\"restart-needed\": [\"memory\", \"vcpus\"]}", false },
-    { "vm-undefine", "{}", false },
-    { "vm-start", "{}", false },
-    { "vm-shutdown", "{\"forced\": true}", false },
-    { "vm-destroy", "{\"class\": \"InvalidState\", \"desc\": \"vm1 is not running\"}", true },
-    { "vm-reset", "{}", false },
-    { "vm-qmp", "{\"status\": \"running\", \"singlestep\": false, \"running\": true}", false },
+      false, NULL },
+    { "vm-update", "{\"restart-needed\": [\"memory\", \"vcpus\"]}", false, NULL },
+    { "vm-undefine", "{}", false, NULL },
+    { "query-pools",
+      "[{\"name\": \"default\", \"location\": \"dir:///var/lib/agentd/images\", \"autostart\": true,"
+      " \"kind\": \"dir\", \"active\": true, \"path\": \"/var/lib/agentd/images\"}, "
+      POOL_SECONDARY("false") "]",
+      false, NULL },
+    { "pool-define", "{\"name\": \"secondary\", \"created\": true}", false, NULL },
+    { "pool-undefine", "{\"class\": \"InvalidState\", \"desc\": \"pool secondary holds disks of vm1, vm2\"}",
+      true, NULL },
+    { "pool-start", POOL_SECONDARY("true"), false, NULL },
+    { "pool-stop", POOL_SECONDARY("false"), false, NULL },
+    { "query-volumes",
+      "[{\"name\": \"rhel9.sda.qcow2\", \"path\": \"/var/lib/agentd/images/rhel9.sda.qcow2\","
+      " \"format\": \"qcow2\", \"virtual-size\": 21474836480, \"allocated\": 1074135040,"
+      " \"backing\": null, \"used-by\": [], \"master\": \"rhel9\"},"
+      " {\"name\": \"vm1.sda.qcow2\", \"path\": \"/var/lib/agentd/images/vm1.sda.qcow2\","
+      " \"format\": \"qcow2\", \"virtual-size\": 21474836480, \"allocated\": 196608,"
+      " \"backing\": \"/var/lib/agentd/images/rhel9.sda.qcow2\", \"used-by\": [\"vm1\"], \"master\": null},"
+      " {\"name\": \"shared.raw\", \"path\": \"/var/lib/agentd/images/shared.raw\", \"format\": \"raw\","
+      " \"virtual-size\": 1610612736, \"allocated\": 512, \"backing\": null,"
+      " \"used-by\": [\"vm2\", \"vm3\"], \"master\": null},"
+      " {\"name\": \"lost.qcow2\", \"path\": \"/var/lib/agentd/images/lost.qcow2\", \"format\": \"qcow2\","
+      " \"error\": \"its backing file /srv/base.qcow2 is outside the pools\", \"used-by\": [], \"master\": null}]",
+      false, NULL },
+    { "vol-create", "{\"path\": \"/var/lib/agentd/images/data1.qcow2\", \"virtual-size\": 21474836480}",
+      false, NULL },
+    { "vol-delete", "{}", false, NULL },
+    { "master-create",
+      "{\"name\": \"rhel9\", \"os\": \"rhels9\", \"arch\": \"x86_64\", \"profile\": \"compute\","
+      " \"storage\": \"dir:///var/lib/agentd/images\", \"nics\": \"\", \"created\": \"2026-11-22T05:00:00Z\","
+      " \"originator\": \"root\", \"from-vm\": \"vm1\", \"disks\": [{\"target\": \"sda\", \"pool\": \"default\","
+      " \"volume\": \"rhel9.sda.qcow2\", \"path\": \"/var/lib/agentd/images/rhel9.sda.qcow2\"}],"
+      " \"definition\": {\"name\": \"rhel9\"}}",
+      false, master_create_events },
+    { "vm-clone",
+      "{\"name\": \"vm2\", \"uuid\": \"0d5e0c6e-0000-4000-8000-000000000002\", \"master\": \"rhel9\","
+      " \"detached\": true}",
+      false, clone_events },
+    { "query-masters",
+      "[{\"name\": \"rhel9\", \"os\": \"rhels9\", \"arch\": \"x86_64\", \"profile\": \"compute\","
+      " \"storage\": \"dir:///var/lib/agentd/images\", \"nics\": \"\", \"created\": \"2026-11-22T05:00:00Z\","
+      " \"originator\": \"root\", \"from-vm\": \"vm1\", \"disks\": [], \"definition\": {}},"
+      " {\"name\": \"sles15\", \"os\": \"sles15.5\", \"arch\": \"x86_64\", \"profile\": \"\","
+      " \"storage\": \"nfs://10.0.0.1/install/vms/\", \"nics\": \"br0\", \"created\": \"2026-11-23T09:30:00Z\","
+      " \"originator\": \"ops\", \"from-vm\": \"web-02\", \"disks\": [], \"definition\": {}}]",
+      false, NULL },
+    { "master-delete", "{}", false, NULL },
+    { "job-cancel", "{}", false, NULL },
+    { "vm-start", "{}", false, NULL },
+    { "vm-shutdown", "{\"forced\": true}", false, NULL },
+    { "vm-destroy", "{\"class\": \"InvalidState\", \"desc\": \"vm1 is not running\"}", true, NULL },
+    { "vm-reset", "{}", false, NULL },
+    { "vm-qmp", "{\"status\": \"running\", \"singlestep\": false, \"running\": true}", false, NULL },
     { "query-host",
       "{\"hostname\": \"hv01\", \"cpus\": 2, \"memory-mib\": 24036, \"memory-available-mib\": 22010,"
       " \"accel\": \"tcg\", \"kvm-available\": true, \"vms\": {\"defined\": 3, \"running\": 2},"
       " \"allocated\": {\"vcpus\": 3, \"memory-mib\": 1024}, \"defined\": {\"vcpus\": 5, \"memory-mib\": 2048}}",
-      false },
+      false, NULL },
     { "query-version",
       "{\"agentd\": {\"major\": 0, \"minor\": 1, \"micro\": 0}, \"package\": \"agentd 0.1.0\","
       " \"qemu\": {\"binary\": \"qemu-system-x86_64\", \"version\": \"7.2.22\"}}",
-      false },
+      false, NULL },
 };
 
 static char *event_text(const char *name, int64_t seq, const char *vm)
@@ -230,6 +330,59 @@ static void send_reply(int fd, const char *id, const char *value, bool is_error)
     free(s);
 }
 
+static void send_events(int fd, const char *const *events)
+{
+    for (; events && *events; events++)
+        send_line(fd, *events);
+}
+
+/* Clones of "slow" and "stuck" send one progress event and no reply: "slow"
+ * answers job-cancel as the agent does (the job's reply is Cancelled);
+ * "stuck" never finishes. true when the request was one of these. */
+static bool answer_held_job(fake_agent *f, int fd, const char *command, const char *name,
+                            const char *id)
+{
+    bool held = strcmp(name, "slow") == 0 || strcmp(name, "stuck") == 0;
+    char *ev = NULL;
+
+    if (strcmp(command, "vm-clone") == 0 && held) {
+        assert_true(asprintf(&ev, JOB_EVENT("JOB_PROGRESS", "\"vm\": \"%s\", \"job\": \"clone\","
+                             " \"disk\": \"%s.sda.qcow2\", \"done\": 0, \"total\": " GIB4 ","
+                             " \"message\": \"Cloning rhel9.sda.qcow2 for %s\""), name, name, name) > 0);
+        send_line(fd, ev);
+        free(ev);
+        free(f->held_id);
+        f->held_id = strdup(id);
+        return true;
+    }
+    if (strcmp(command, "job-cancel") != 0 || strcmp(name, "slow") != 0 || !f->held_id)
+        return false;
+    send_reply(fd, id, "{}", false);
+    send_line(fd, JOB_EVENT("JOB_FINISHED", "\"vm\": \"slow\", \"job\": \"clone\", \"status\":"
+                            " \"cancelled\", \"error\": \"cancelled\""));
+    send_reply(fd, f->held_id, "{\"class\": \"Cancelled\", \"desc\": \"the clone of slow was cancelled;"
+               " its files were removed\"}", true);
+    free(f->held_id);
+    f->held_id = NULL;
+    return true;
+}
+
+/* vm-undefine with purge says what became of each disk. */
+static bool answer_purge(int fd, const char *command, struct json_object *args, const char *id)
+{
+    struct json_object *purge;
+
+    if (strcmp(command, "vm-undefine") != 0 || !json_object_object_get_ex(args, "purge", &purge) ||
+        !json_object_get_boolean(purge))
+        return false;
+    send_reply(fd, id,
+               "{\"deleted\": [\"/var/lib/agentd/images/vm1.sda.qcow2\"], \"kept\": [{\"path\":"
+               " \"/var/lib/agentd/images/vm1.sdb.qcow2\", \"error\": \"it is the backing file of"
+               " vm3.sda.qcow2\"}]}",
+               false);
+    return true;
+}
+
 /* Before vm-start's reply: an event and a reply to some other request, both
  * of which agentctl must pass over. query-events gets live events around
  * its reply, one of them also in the replay. false ends the session. */
@@ -245,6 +398,9 @@ static bool answer(fake_agent *f, int fd, struct json_object *req, const char *i
         send_line(fd, event_started);
         send_line(fd, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"stale\"}, \"id\": 999}");
     }
+    if (answer_held_job(f, fd, command, string_member(args, "name"), id) ||
+        answer_purge(fd, command, args, id))
+        return true;
     if (strcmp(command, "query-vm") == 0 && strcmp(string_member(args, "name"), "big") == 0) {
         big = big_value();
         send_reply(fd, id, big, false);
@@ -267,6 +423,7 @@ static bool answer(fake_agent *f, int fd, struct json_object *req, const char *i
         free(ev);
         return false;   /* so the stream ends and the test can read it whole */
     } else if (c) {
+        send_events(fd, c->events);
         send_reply(fd, id, c->value, c->is_error);
     } else {
         send_reply(fd, id, "{\"class\": \"CommandNotFound\", \"desc\": \"no such command\"}", true);
@@ -389,6 +546,7 @@ static void fake_stop(fake_agent *f)
     for (size_t i = 0; i < f->nrequests; i++)
         free(f->requests[i]);
     free(f->caps_line);
+    free(f->held_id);
     pthread_mutex_destroy(&f->lock);
 }
 
@@ -402,22 +560,38 @@ static int fake_count(fake_agent *f, const int *counter)
     return n;
 }
 
-/* The last request for command, parsed; fails the test when there is none. */
-static struct json_object *last_request(harness *h, const char *command)
+/* The last request for command (any, when NULL), parsed; NULL when there is none. */
+static struct json_object *find_request(fake_agent *f, const char *command)
 {
     struct json_object *found = NULL;
 
-    pthread_mutex_lock(&h->fake.lock);
-    for (size_t i = h->fake.nrequests; i-- > 0 && !found;) {
-        struct json_object *req = json_tokener_parse(h->fake.requests[i]);
-        if (req && strcmp(string_member(req, "execute"), command) == 0)
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = f->nrequests; i-- > 0 && !found;) {
+        struct json_object *req = json_tokener_parse(f->requests[i]);
+        if (req && (!command || strcmp(string_member(req, "execute"), command) == 0))
             found = req;
         else
             json_object_put(req);
     }
-    pthread_mutex_unlock(&h->fake.lock);
+    pthread_mutex_unlock(&f->lock);
+    return found;
+}
+
+/* The last request for command, parsed; fails the test when there is none. */
+static struct json_object *last_request(harness *h, const char *command)
+{
+    struct json_object *found = find_request(&h->fake, command);
+
     assert_non_null(found);
     return found;
+}
+
+static bool fake_received(fake_agent *f, const char *command)
+{
+    struct json_object *req = find_request(f, command);
+
+    json_object_put(req);
+    return req != NULL;
 }
 
 /* The request's "arguments" member (borrowed from req). */
@@ -477,14 +651,30 @@ static void append(char **buf, size_t *len, const char *data, size_t n)
     (*buf)[*len] = '\0';
 }
 
-static pid_t spawn(char **argv, char **env, const char *stdin_path, int out[2], int err[2])
+/* A pseudo-terminal: err[0] its master, err[1] its slave, as a pipe's ends. */
+static void open_pty(int err[2])
 {
-    int in = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC);
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+    assert_true(master >= 0);
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    err[0] = master;
+    err[1] = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(err[1] >= 0);
+}
+
+static pid_t spawn(char **argv, char **env, const run_opts *o, int out[2], int err[2])
+{
+    int in = open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t pid;
 
     assert_true(in >= 0);
     assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+    if (o->stderr_tty)
+        open_pty(err);
+    else
+        assert_int_equal(pipe2(err, O_CLOEXEC), 0);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -506,6 +696,7 @@ static void collect(harness *h, pid_t pid, const run_opts *o, int out, int err, 
     struct pollfd p[2] = { { .fd = out, .events = POLLIN }, { .fd = err, .events = POLLIN } };
     int negotiated = fake_count(&h->fake, &h->fake.negotiated), waited = 0;
     bool signalled = !o->signal_when_negotiated;
+    size_t sigints = 0;
     char buf[65536];
 
     while (p[0].fd >= 0 || p[1].fd >= 0) {
@@ -513,6 +704,11 @@ static void collect(harness *h, pid_t pid, const run_opts *o, int out, int err, 
         if (!signalled && fake_count(&h->fake, &h->fake.negotiated) > negotiated) {
             kill(pid, o->signal_when_negotiated);
             signalled = true;
+        }
+        if (sigints < 2 && o->sigint_after[sigints] &&
+            fake_received(&h->fake, o->sigint_after[sigints])) {
+            kill(pid, SIGINT);
+            sigints++;
         }
         waited += n == 0 ? 50 : 0;
         if (waited > RUN_TIMEOUT_MS) {
@@ -541,7 +737,7 @@ static run_result run_with(harness *h, const run_opts *o, const char *const *arg
     run_result res = { 0 };
     char **argv = child_argv(h, o, args), **env = child_env(o);
     int out[2], err[2], status;
-    pid_t pid = spawn(argv, env, o->stdin_path, out, err);
+    pid_t pid = spawn(argv, env, o, out, err);
 
     append(&res.out, &res.out_len, "", 0);
     append(&res.err, &res.err_len, "", 0);
@@ -986,6 +1182,34 @@ static const char *const usage_errors[][8] = {
     { "--timeout", "0", "list" },
     { "--timeout", "x", "list" },
     { "--nope", "list" },
+    { "undefine" },
+    { "undefine", "vm1", "--purge", "--keep-disks" },
+    { "undefine", "vm1", "--bogus" },
+    { "pools", "extra" },
+    { "pool-define", "secondary" },
+    { "pool-define", "secondary", "dir:///x", "--bogus" },
+    { "pool-undefine" },
+    { "pool-start" },
+    { "pool-stop", "a", "b" },
+    { "volumes" },
+    { "vol-create", "default" },
+    { "vol-create", "default", "data1.qcow2" },
+    { "vol-create", "default", "data1.qcow2", "--size" },
+    { "vol-create", "default", "o.qcow2", "--backing-volume", "m", "--backing-path", "/x" },
+    { "vol-create", "default", "o.qcow2", "--size", "1G", "--backing-pool", "secondary" },
+    { "vol-create", "default", "o.qcow2", "--size", "1G", "--backing-format", "raw" },
+    { "vol-delete" },
+    { "vol-delete", "default" },
+    { "vol-delete", "default", "data1.qcow2", "--path", "/var/lib/agentd/images/data1.qcow2" },
+    { "vol-delete", "--path" },
+    { "master-create", "vm1" },
+    { "master-create", "vm1", "rhel9", "--bogus" },
+    { "clone", "rhel9" },
+    { "clone", "rhel9", "vm2", "--os", "rhels9" },
+    { "masters", "extra" },
+    { "master-delete" },
+    { "cancel" },
+    { "cancel", "vm1", "vm2" },
 };
 
 static void test_usage_errors_exit_2_without_connecting(void **state)
@@ -1055,7 +1279,7 @@ static void test_help_prints_to_stdout_and_exits_0(void **state)
     run_result word = RUN(h, "help", "events");
 
     assert_exit(&all, 0);
-    assert_non_null(strstr(all.out, "qmp       NAME COMMAND [JSON-ARGS]"));
+    assert_non_null(strstr(all.out, "  qmp           NAME COMMAND [JSON-ARGS]\n"));
     assert_exit(&verb, 0);
     assert_non_null(strstr(verb.out, "usage: agentctl [OPTIONS] shutdown NAME [--timeout SECONDS] [--force]"));
     assert_exit(&word, 0);
@@ -1198,6 +1422,319 @@ static void test_events_stops_on_sigint_with_exit_0(void **state)
     result_free(&r);
 }
 
+/* ---- storage, masters and jobs ---- */
+
+typedef struct request_case {
+    const char *argv[16];
+    const char *command;
+    const char *args;   /* the exact "arguments"; NULL: none sent */
+    int status;
+} request_case;
+
+static const request_case request_cases[] = {
+    { { "undefine", "vm1" }, "vm-undefine",
+      "{\"name\": \"vm1\", \"purge\": false, \"force\": false, \"keep-disks\": false}", 0 },
+    { { "undefine", "--force", "vm1", "--keep-disks" }, "vm-undefine",
+      "{\"name\": \"vm1\", \"purge\": false, \"force\": true, \"keep-disks\": true}", 0 },
+    { { "pools" }, "query-pools", NULL, 0 },
+    { { "pool-define", "secondary", "nfs://10.0.0.1/install/vms/" }, "pool-define",
+      "{\"definition\": {\"name\": \"secondary\", \"location\": \"nfs://10.0.0.1/install/vms/\"}}", 0 },
+    { { "pool-define", "--no-autostart", "fast", "phy:/dev/sdb1" }, "pool-define",
+      "{\"definition\": {\"name\": \"fast\", \"location\": \"phy:/dev/sdb1\", \"autostart\": false}}", 0 },
+    { { "pool-undefine", "secondary" }, "pool-undefine", "{\"name\": \"secondary\"}", 1 },
+    { { "pool-start", "secondary" }, "pool-start", "{\"name\": \"secondary\"}", 0 },
+    { { "pool-stop", "secondary" }, "pool-stop", "{\"name\": \"secondary\"}", 0 },
+    { { "volumes", "default" }, "query-volumes", "{\"pool\": \"default\"}", 0 },
+    { { "vol-create", "default", "data1.qcow2", "--size", "20G" }, "vol-create",
+      "{\"pool\": \"default\", \"name\": \"data1.qcow2\", \"size\": \"20G\"}", 0 },
+    { { "vol-create", "default", "data2.raw", "--size", "1073741824", "--format", "raw" }, "vol-create",
+      "{\"pool\": \"default\", \"name\": \"data2.raw\", \"size\": 1073741824, \"format\": \"raw\"}", 0 },
+    { { "vol-create", "default", "vm9.sda.qcow2", "--backing-volume", "rhel9.sda.qcow2",
+        "--backing-pool", "secondary", "--backing-format", "qcow2" }, "vol-create",
+      "{\"pool\": \"default\", \"name\": \"vm9.sda.qcow2\", \"backing-volume\": \"rhel9.sda.qcow2\","
+      " \"backing-pool\": \"secondary\", \"backing-format\": \"qcow2\"}", 0 },
+    { { "vol-create", "default", "o.qcow2", "--backing-path", "/var/lib/agentd/images/base.qcow2",
+        "--size", "40G" }, "vol-create",
+      "{\"pool\": \"default\", \"name\": \"o.qcow2\", \"backing-path\": \"/var/lib/agentd/images/base.qcow2\","
+      " \"size\": \"40G\"}", 0 },
+    { { "vol-delete", "default", "data1.qcow2" }, "vol-delete",
+      "{\"pool\": \"default\", \"name\": \"data1.qcow2\"}", 0 },
+    { { "vol-delete", "--path", "/var/lib/agentd/images/data1.qcow2" }, "vol-delete",
+      "{\"path\": \"/var/lib/agentd/images/data1.qcow2\"}", 0 },
+    { { "master-create", "vm1", "rhel9" }, "master-create",
+      "{\"vm\": \"vm1\", \"master\": \"rhel9\", \"detached\": false}", 0 },
+    { { "master-create", "vm1", "rhel9", "--detached", "--pool", "secondary", "--os", "rhels9",
+        "--arch", "ppc64le", "--profile", "compute" }, "master-create",
+      "{\"vm\": \"vm1\", \"master\": \"rhel9\", \"detached\": true, \"pool\": \"secondary\","
+      " \"os\": \"rhels9\", \"arch\": \"ppc64le\", \"profile\": \"compute\"}", 0 },
+    { { "clone", "rhel9", "vm2" }, "vm-clone",
+      "{\"master\": \"rhel9\", \"name\": \"vm2\", \"detached\": false}", 0 },
+    { { "clone", "--detached", "--pool", "secondary", "rhel9", "vm2" }, "vm-clone",
+      "{\"master\": \"rhel9\", \"name\": \"vm2\", \"detached\": true, \"pool\": \"secondary\"}", 0 },
+    { { "masters" }, "query-masters", NULL, 0 },
+    { { "master-delete", "rhel9" }, "master-delete", "{\"name\": \"rhel9\"}", 0 },
+    { { "cancel", "vm2" }, "job-cancel", "{\"name\": \"vm2\"}", 0 },
+};
+
+static void assert_request_case(harness *h, const request_case *c, size_t i)
+{
+    run_result r = run_with(h, &(run_opts){ 0 }, c->argv);
+    struct json_object *req = find_request(&h->fake, NULL), *args = NULL, *want;
+
+    if (r.status != c->status)
+        fail_msg("case %zu (%s): exit %d, stderr: %s", i, c->argv[0], r.status, r.err);
+    if (!req || strcmp(string_member(req, "execute"), c->command) != 0)
+        fail_msg("case %zu (%s): the last request is %s, not %s", i, c->argv[0],
+                 req ? json_object_to_json_string(req) : "none", c->command);
+    json_object_object_get_ex(req, "arguments", &args);
+    want = c->args ? json_tokener_parse(c->args) : NULL;
+    if (c->args ? !json_object_equal(args, want) : args != NULL)
+        fail_msg("case %zu (%s): arguments %s, wanted %s", i, c->argv[0],
+                 args ? json_object_to_json_string(args) : "none", c->args ? c->args : "none");
+    json_object_put(want);
+    json_object_put(req);
+    result_free(&r);
+}
+
+/* The last request of each run is the verb's own, with exactly the
+ * documented members: a job-cancel after a clone would show here too. */
+static void test_storage_and_master_verbs_send_the_documented_requests(void **state)
+{
+    harness *h = *state;
+
+    for (size_t i = 0; i < sizeof(request_cases) / sizeof(request_cases[0]); i++)
+        assert_request_case(h, &request_cases[i], i);
+}
+
+static void test_undefine_purge_prints_the_disks_deleted_and_kept(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "undefine", "vm1", "--purge");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "vm1 undefined\n"
+                        "deleted: /var/lib/agentd/images/vm1.sda.qcow2\n"
+                        "kept:    /var/lib/agentd/images/vm1.sdb.qcow2: it is the backing file of"
+                        " vm3.sda.qcow2\n");
+    assert_string_equal(r.err, "");
+    result_free(&r);
+}
+
+static void test_pools_prints_a_table_of_pools(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "pools");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "NAME       KIND  ACTIVE  AUTOSTART  LOCATION\n"
+                        "default    dir   yes     yes        dir:///var/lib/agentd/images\n"
+                        "secondary  nfs   no      no         nfs://10.0.0.1/install/vms/\n");
+    result_free(&r);
+}
+
+static void test_volumes_prints_sizes_people_read_and_why_a_file_could_not_be_opened(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "volumes", "default");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "NAME             FORMAT  VIRTUAL  ALLOCATED  USED-BY   MASTER\n"
+                        "rhel9.sda.qcow2  qcow2   20G      1.0G       -         rhel9\n"
+                        "vm1.sda.qcow2    qcow2   20G      192K       vm1       -\n"
+                        "shared.raw       raw     1.5G     512B       vm2, vm3  -\n"
+                        "lost.qcow2       qcow2   -        -          -         -\n"
+                        "lost.qcow2: its backing file /srv/base.qcow2 is outside the pools\n");
+    result_free(&r);
+}
+
+static void test_masters_prints_the_vmmaster_table(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "masters");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "NAME    OS        ARCH    PROFILE  STORAGE                       NICS  CREATED"
+                        "               ORIGINATOR\n"
+                        "rhel9   rhels9    x86_64  compute  dir:///var/lib/agentd/images  -     "
+                        "2026-11-22T05:00:00Z  root\n"
+                        "sles15  sles15.5  x86_64  -        nfs://10.0.0.1/install/vms/   br0   "
+                        "2026-11-23T09:30:00Z  ops\n");
+    result_free(&r);
+}
+
+static const char *const one_line_outputs[][2][8] = {
+    { { "pool-define", "secondary", "nfs://10.0.0.1/install/vms/" }, { "pool secondary defined\n" } },
+    { { "pool-start", "secondary" }, { "pool secondary started\npath: /var/lib/agentd/mnt/secondary\n" } },
+    { { "pool-stop", "secondary" }, { "pool secondary stopped\n" } },
+    { { "vol-create", "default", "data1.qcow2", "--size", "20G" },
+      { "/var/lib/agentd/images/data1.qcow2 created, 20G\n" } },
+    { { "vol-delete", "default", "data1.qcow2" }, { "data1.qcow2 deleted\n" } },
+    { { "vol-delete", "--path", "/var/lib/agentd/images/data1.qcow2" },
+      { "/var/lib/agentd/images/data1.qcow2 deleted\n" } },
+    { { "master-delete", "rhel9" }, { "master rhel9 deleted\n" } },
+    { { "cancel", "vm2" }, { "vm2 job cancel requested\n" } },
+    { { "undefine", "vm1" }, { "vm1 undefined\n" } },
+};
+
+static void test_pool_volume_and_master_verbs_say_what_was_done(void **state)
+{
+    harness *h = *state;
+
+    for (size_t i = 0; i < sizeof(one_line_outputs) / sizeof(one_line_outputs[0]); i++) {
+        run_result r = run_with(h, &(run_opts){ 0 }, one_line_outputs[i][0]);
+        if (r.status != 0 || strcmp(r.out, one_line_outputs[i][1][0]) != 0)
+            fail_msg("case %zu (%s): exit %d, stdout '%s', wanted '%s'", i, one_line_outputs[i][0][0],
+                     r.status, r.out, one_line_outputs[i][1][0]);
+        result_free(&r);
+    }
+}
+
+static void test_an_agent_error_on_a_pool_exits_1_with_its_desc(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "pool-undefine", "secondary");
+
+    assert_exit(&r, 1);
+    assert_string_equal(r.err, "agentctl: InvalidState: pool secondary holds disks of vm1, vm2\n");
+    assert_string_equal(r.out, "");
+    result_free(&r);
+}
+
+static void test_clone_prints_its_progress_messages_and_no_bar_when_stderr_is_not_a_tty(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "clone", "--detached", "rhel9", "vm2");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "Cloning rhel9.sda.qcow2 (currently is 1050 MB and has a capacity of 4096MB)\n"
+                        "Cloning rhel9.sdb.qcow2 (currently is 0 MB and has a capacity of 1024MB)\n"
+                        "vm2 cloned from rhel9 (detached: full copies of its disks)\n"
+                        "uuid: 0d5e0c6e-0000-4000-8000-000000000002\n");
+    assert_string_equal(r.err, "");
+    result_free(&r);
+}
+
+static void test_master_create_follows_the_source_vm_and_says_what_became_of_it(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "master-create", "vm1", "rhel9");
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out,
+                        "Cloning vm1.sda.qcow2 (currently is 1050 MB and has a capacity of 4096MB)\n"
+                        "master rhel9 created from vm1\n"
+                        "disk sda: /var/lib/agentd/images/rhel9.sda.qcow2\n"
+                        "vm1 now runs on overlays of the master's disks\n");
+    assert_string_equal(r.err, "");
+    result_free(&r);
+}
+
+/* On a terminal the line discipline turns "\n" into "\r\n". */
+static void test_clone_draws_a_progress_bar_when_stderr_is_a_tty(void **state)
+{
+    harness *h = *state;
+    run_result r = run_with(h, &(run_opts){ .stderr_tty = true },
+                            (const char *const[]){ "clone", "rhel9", "vm2", NULL });
+
+    assert_exit(&r, 0);
+    assert_non_null(strstr(r.out, "Cloning rhel9.sdb.qcow2 (currently is 0 MB"));
+    assert_non_null(strstr(r.err, "\r[..............................]   0%  0B/4G  vm2.sda.qcow2"));
+    assert_non_null(strstr(r.err, "\r[###############...............]  50%  2G/4G  vm2.sda.qcow2"));
+    assert_non_null(strstr(r.err, "\r[##############################] 100%  1G/1G  vm2.sdb.qcow2"));
+    assert_null(strstr(r.err, "vm1.sda.qcow2"));
+    assert_null(strstr(r.err, "gold.sda.qcow2"));
+    assert_true(r.err_len >= 2 && strcmp(r.err + r.err_len - 2, "\r\n") == 0);
+    result_free(&r);
+}
+
+static void test_clone_with_json_prints_the_reply_alone_on_stdout(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "--json", "clone", "rhel9", "vm2");
+    struct json_object *v;
+
+    assert_exit(&r, 0);
+    v = parse_output(&r);
+    assert_string_equal(string_member(v, "uuid"), "0d5e0c6e-0000-4000-8000-000000000002");
+    assert_non_null(strstr(r.err, "Cloning rhel9.sda.qcow2 (currently is 1050 MB"));
+    json_object_put(v);
+    result_free(&r);
+}
+
+static void test_ctrl_c_during_a_clone_cancels_it_and_waits_for_the_jobs_reply(void **state)
+{
+    harness *h = *state;
+    run_result r = run_with(h, &(run_opts){ .sigint_after = { "vm-clone" } },
+                            (const char *const[]){ "clone", "rhel9", "slow", NULL });
+    struct json_object *req = last_request(h, "job-cancel"), *want;
+
+    assert_exit(&r, 1);
+    want = json_tokener_parse("{\"name\": \"slow\"}");
+    assert_true(json_object_equal(arguments_of(req), want));
+    assert_string_equal(r.out, "Cloning rhel9.sda.qcow2 for slow\n");
+    assert_non_null(strstr(r.err, "agentctl: cancelling the job on slow"));
+    assert_non_null(strstr(r.err, "\nagentctl: Cancelled: the clone of slow was cancelled; its files"
+                                  " were removed\n"));
+    json_object_put(want);
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_a_second_ctrl_c_leaves_a_job_at_once_with_exit_130(void **state)
+{
+    harness *h = *state;
+    run_result r = run_with(h, &(run_opts){ .sigint_after = { "vm-clone", "job-cancel" } },
+                            (const char *const[]){ "clone", "rhel9", "stuck", NULL });
+
+    assert_exit(&r, 130);
+    assert_non_null(strstr(r.err, "agentctl: cancelling the job on stuck"));
+    assert_non_null(strstr(r.err, "agentctl: interrupted\n"));
+    result_free(&r);
+}
+
+/* Without --timeout a job waits for as long as it runs; with it, it gives up. */
+static void test_a_job_gives_up_after_the_timeout_it_is_given(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "--timeout", "1", "clone", "rhel9", "stuck");
+
+    assert_exit(&r, 3);
+    assert_non_null(strstr(r.err, "no answer to clone within 1 s"));
+    result_free(&r);
+}
+
+static void test_help_lists_the_storage_and_master_verbs(void **state)
+{
+    harness *h = *state;
+    run_result all = RUN(h, "--help");
+    run_result verb = RUN(h, "help", "vol-delete");
+
+    assert_exit(&all, 0);
+    assert_non_null(strstr(all.out, "  pools\n"));
+    assert_non_null(strstr(all.out, "  pool-define   NAME LOCATION [--no-autostart]\n"));
+    assert_non_null(strstr(all.out, "  volumes       POOL\n"));
+    assert_non_null(strstr(all.out, "  vol-delete    POOL NAME or --path PATH\n"));
+    assert_non_null(strstr(all.out, "  clone         MASTER NAME [--detached] [--pool POOL]\n"));
+    assert_non_null(strstr(all.out, "  master-create VM MASTER [--detached]"));
+    assert_non_null(strstr(all.out, "  undefine      NAME [--purge|--keep-disks] [--force]\n"));
+    assert_non_null(strstr(all.out, "  cancel        NAME\n"));
+    for (const char *line = all.out; *line; line = strchr(line, '\n') + 1)
+        if ((size_t)(strchr(line, '\n') - line) >= 80)
+            fail_msg("a help line is wider than 79 columns: %.*s", (int)(strchr(line, '\n') - line), line);
+    assert_exit(&verb, 0);
+    assert_non_null(strstr(verb.out, "usage: agentctl [OPTIONS] vol-delete POOL NAME\n"
+                                     "       agentctl [OPTIONS] vol-delete --path PATH\n"));
+    assert_non_null(strstr(verb.out, "Deletes a volume"));
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 0);
+    result_free(&all);
+    result_free(&verb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1237,6 +1774,21 @@ int main(void)
         T(test_events_with_json_prints_lines_as_received),
         T(test_events_after_replays_then_follows_without_repeats),
         T(test_events_stops_on_sigint_with_exit_0),
+        T(test_storage_and_master_verbs_send_the_documented_requests),
+        T(test_undefine_purge_prints_the_disks_deleted_and_kept),
+        T(test_pools_prints_a_table_of_pools),
+        T(test_volumes_prints_sizes_people_read_and_why_a_file_could_not_be_opened),
+        T(test_masters_prints_the_vmmaster_table),
+        T(test_pool_volume_and_master_verbs_say_what_was_done),
+        T(test_an_agent_error_on_a_pool_exits_1_with_its_desc),
+        T(test_clone_prints_its_progress_messages_and_no_bar_when_stderr_is_not_a_tty),
+        T(test_master_create_follows_the_source_vm_and_says_what_became_of_it),
+        T(test_clone_draws_a_progress_bar_when_stderr_is_a_tty),
+        T(test_clone_with_json_prints_the_reply_alone_on_stdout),
+        T(test_ctrl_c_during_a_clone_cancels_it_and_waits_for_the_jobs_reply),
+        T(test_a_second_ctrl_c_leaves_a_job_at_once_with_exit_130),
+        T(test_a_job_gives_up_after_the_timeout_it_is_given),
+        T(test_help_lists_the_storage_and_master_verbs),
 #undef T
     };
 

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -244,6 +245,112 @@ static void definition_built_in_code_with_max_vcpus_zero_uses_vcpus(void **state
     vmdef_free(&d);
 }
 
+/* The arguments from the first "-blockdev" or "-device" on, joined. */
+static char *disk_part(char **argv)
+{
+    for (char **p = argv; *p; p++)
+        if (!strcmp(*p, "-blockdev") || !strcmp(*p, "-device"))
+            return join(p);
+    return strdup("");
+}
+
+/* A qcow2 overlay on a qcow2 master on a raw base, a raw block device, an
+ * empty cdrom and a SCSI disk that discards. */
+static void disks_get_a_blockdev_per_chain_node_and_a_device_each(void **state)
+{
+    static const qemu_disk_chain chains[] = {
+        { 3, { { "/p/vm1.sda.qcow2", "qcow2", false }, { "/p/m,1.qcow2", "qcow2", false },
+               { "/p/base.raw", "raw", false } } },
+        { 1, { { "/dev/sdb1", "raw", true } } },
+        { 0, { { NULL, NULL, false } } },
+        { 1, { { "/p/vm1.sdd.qcow2", "qcow2", false } } },
+    };
+    qemu_paths paths = default_paths;
+    char **argv = NULL, *got;
+    vm_def d;
+
+    parse_def(DEF(",\"disks\":[{\"volume\":\"vm1.sda.qcow2\",\"boot-index\":1},"
+                  "{\"path\":\"/dev/sdb1\",\"format\":\"raw\",\"io\":\"native\","
+                  "\"cache\":\"directsync\"},{\"cdrom\":true},"
+                  "{\"volume\":\"vm1.sdd.qcow2\",\"bus\":\"virtio-scsi\",\"discard\":true,\"cache\":\"unsafe\"}]"),
+              &d);
+    paths.disks = chains;
+    paths.ndisks = 4;
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, NULL, 0), 0);
+    got = disk_part(argv);
+    assert_string_equal(got,
+        "-blockdev\n{\"driver\":\"file\",\"filename\":\"\\/p\\/base.raw\",\"node-name\":\"file-sda-2\","
+        "\"aio\":\"threads\",\"read-only\":true,\"cache\":{\"direct\":true,\"no-flush\":false}}\n"
+        "-blockdev\n{\"driver\":\"raw\",\"node-name\":\"drive-sda-2\",\"file\":\"file-sda-2\",\"read-only\":true,"
+        "\"cache\":{\"direct\":true,\"no-flush\":false}}\n"
+        "-blockdev\n{\"driver\":\"file\",\"filename\":\"\\/p\\/m,1.qcow2\",\"node-name\":\"file-sda-1\","
+        "\"aio\":\"threads\",\"read-only\":true,\"cache\":{\"direct\":true,\"no-flush\":false}}\n"
+        "-blockdev\n{\"driver\":\"qcow2\",\"node-name\":\"drive-sda-1\",\"file\":\"file-sda-1\",\"read-only\":true,"
+        "\"cache\":{\"direct\":true,\"no-flush\":false},\"backing\":\"drive-sda-2\"}\n"
+        "-blockdev\n{\"driver\":\"file\",\"filename\":\"\\/p\\/vm1.sda.qcow2\",\"node-name\":\"file-sda\","
+        "\"aio\":\"threads\",\"read-only\":false,\"cache\":{\"direct\":true,\"no-flush\":false}}\n"
+        "-blockdev\n{\"driver\":\"qcow2\",\"node-name\":\"drive-sda\",\"file\":\"file-sda\",\"read-only\":false,"
+        "\"cache\":{\"direct\":true,\"no-flush\":false},\"backing\":\"drive-sda-1\"}\n"
+        "-blockdev\n{\"driver\":\"host_device\",\"filename\":\"\\/dev\\/sdb1\",\"node-name\":\"file-sdb\","
+        "\"aio\":\"native\",\"read-only\":false,\"cache\":{\"direct\":true,\"no-flush\":false}}\n"
+        "-blockdev\n{\"driver\":\"raw\",\"node-name\":\"drive-sdb\",\"file\":\"file-sdb\",\"read-only\":false,"
+        "\"cache\":{\"direct\":true,\"no-flush\":false}}\n"
+        "-blockdev\n{\"driver\":\"file\",\"filename\":\"\\/p\\/vm1.sdd.qcow2\",\"node-name\":\"file-sdd\","
+        "\"aio\":\"threads\",\"read-only\":false,\"cache\":{\"direct\":false,\"no-flush\":true},\"discard\":\"unmap\"}\n"
+        "-blockdev\n{\"driver\":\"qcow2\",\"node-name\":\"drive-sdd\",\"file\":\"file-sdd\",\"read-only\":false,"
+        "\"cache\":{\"direct\":false,\"no-flush\":true},\"discard\":\"unmap\",\"backing\":null}\n"
+        "-device\nvirtio-blk-pci,drive=drive-sda,id=disk-sda,bootindex=1\n"
+        "-device\nvirtio-blk-pci,drive=drive-sdb,id=disk-sdb,write-cache=off\n"
+        "-device\nide-cd,bus=ide.0,id=disk-sdc\n"
+        "-device\nvirtio-scsi-pci,id=scsi0\n"
+        "-device\nscsi-hd,bus=scsi0.0,channel=0,scsi-id=0,lun=0,drive=drive-sdd,id=disk-sdd\n"
+        TAIL);
+    free(got);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
+static void disks_without_chains_or_ports_are_refused(void **state)
+{
+    static const qemu_disk_chain unopened[] = { { 0, { { NULL, NULL, false } } } };
+    static const qemu_disk_chain one[] = { { 1, { { "/p/a.qcow2", "qcow2", false } } } };
+    qemu_paths paths = default_paths;
+    char err[VM_ERR_MAX] = "";
+    char **argv = NULL;
+    char json[1024];
+    size_t n;
+    vm_def d;
+
+    parse_def(DEF(",\"disks\":[\"1G\"]"), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "paths.disks"));
+    paths.disks = unopened;
+    paths.ndisks = 1;
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "not opened"));
+    vmdef_free(&d);
+    /* seven SATA disks for q35's six ports */
+    n = (size_t)snprintf(json, sizeof(json), "{\"name\":\"vm1\",\"disks\":[");
+    for (int i = 0; i < 7; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s{\"cdrom\":true}", i ? "," : "");
+    snprintf(json + n, sizeof(json) - n, "]}");
+    parse_def(json, &d);
+    {
+        qemu_disk_chain none[7] = { { 0 } };
+        paths.disks = none;
+        paths.ndisks = 7;
+        assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "6 ports"));
+    }
+    vmdef_free(&d);
+    paths.disks = one;
+    paths.ndisks = 1;
+    parse_def(DEF(",\"machine\":\"microvm\",\"disks\":[{\"volume\":\"a.qcow2\",\"bus\":\"sata\"}]"), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "no SATA or IDE ports"));
+    vmdef_free(&d);
+}
+
 static void assert_refused(const vm_def *d, const qemu_host *h, const qemu_paths *p,
                            const char *field)
 {
@@ -363,6 +470,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_definition_gives_its_golden_command_line),
         cmocka_unit_test(an_inherited_qmp_socket_is_named_by_its_fd),
+        cmocka_unit_test(disks_get_a_blockdev_per_chain_node_and_a_device_each),
+        cmocka_unit_test(disks_without_chains_or_ports_are_refused),
         cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
         cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),
         cmocka_unit_test(a_kernel_path_with_a_newline_is_refused_naming_kernel),

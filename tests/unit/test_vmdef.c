@@ -295,6 +295,39 @@ static const struct bad_case {
     {WITH("\"memory\":\"2G\",\"max-memory\":\"1G\""), "max-memory"},
     {WITH("\"memory\":1024,\"max-memory\":1024"), "max-memory"},
     {WITH("\"max-memory\":\"32T\""), "max-memory"},
+    {WITH("\"disks\":{}"), "disks"},
+    {WITH("\"disks\":[5]"), "disks[0]"},
+    {WITH("\"disks\":[{\"size\":\"20X\"}]"), "disks[0].size"},
+    {WITH("\"disks\":[{\"size\":0}]"), "disks[0].size"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"bus\":\"usb\"}]"), "disks[0].bus"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"format\":\"vmdk\"}]"), "disks[0].format"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"cache\":\"fast\"}]"), "disks[0].cache"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"io\":\"aio\"}]"), "disks[0].io"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"colour\":1}]"), "disks[0].colour"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"readonly\":\"yes\"}]"), "disks[0].readonly"},
+    {WITH("\"disks\":[{\"volume\":\"../etc/passwd\"}]"), "disks[0].volume"},
+    {WITH("\"disks\":[{\"volume\":\"a/b\"}]"), "disks[0].volume"},
+    {WITH("\"disks\":[{\"volume\":\"-o\"}]"), "disks[0].volume"},
+    {WITH("\"disks\":[{\"pool\":\"a b\",\"size\":\"1G\"}]"), "disks[0].pool"},
+    {WITH("\"disks\":[{\"path\":\"relative.qcow2\"}]"), "disks[0].path"},
+    {WITH("\"disks\":[{\"path\":\"/x/../etc/shadow\"}]"), "disks[0].path"},
+    {WITH("\"disks\":[{\"path\":\"/a.qcow2\",\"pool\":\"default\"}]"), "disks[0].path"},
+    {WITH("\"disks\":[{\"target\":\"SDA\",\"size\":\"1G\"}]"), "disks[0].target"},
+    {WITH("\"disks\":[{\"target\":\"sda,x\",\"size\":\"1G\"}]"), "disks[0].target"},
+    {WITH("\"disks\":[{\"target\":\"sdb\",\"size\":\"1G\"},{\"target\":\"sdb\",\"size\":\"1G\"}]"),
+     "disks[1].target"},
+    {WITH("\"disks\":[{\"volume\":\"a.qcow2\"},{\"volume\":\"a.qcow2\"}]"), "disks[1].volume"},
+    {WITH("\"disks\":[{\"cdrom\":true,\"bus\":\"virtio-blk\"}]"), "disks[0].bus"},
+    {WITH("\"disks\":[{\"cdrom\":true,\"size\":\"1G\"}]"), "disks[0].size"},
+    {WITH("\"disks\":[{\"cdrom\":true,\"format\":\"qcow2\"}]"), "disks[0].format"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"io\":\"native\",\"cache\":\"writeback\"}]"), "disks[0].io"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"readonly\":true,\"bus\":\"sata\"}]"), "disks[0].readonly"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"boot-index\":-1}]"), "disks[0].boot-index"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"boot-index\":1},{\"size\":\"1G\",\"boot-index\":1}]"),
+     "disks[1].boot-index"},
+    {WITH("\"disks\":[\"nfs1:1G:vmdk\"]"), "disks[0].format"},
+    {WITH("\"disks\":[\"a b:1G\"]"), "disks[0].pool"},
+    {WITH("\"disks\":[\"lots\"]"), "disks[0].size"},
     {WITH("\"machine\":\"q35,accel=xen\""), "machine"},
     {WITH("\"machine\":\"\""), "machine"},
     {WITH("\"cpu-model\":\"host,+vmx\""), "cpu-model"},
@@ -414,6 +447,70 @@ static void label_value_longer_than_1024_is_refused(void **state)
     vmdef_free(&d);
 }
 
+static const vm_disk *disk(const vm_def *d, size_t i)
+{
+    assert_true(i < d->ndisks);
+    return &d->disks[i];
+}
+
+/* xCAT's mkvm -s 20G, RHEV's domain:size:type, an ISO and a volume of
+ * another pool, with what each leaves out filled in. */
+static void disks_are_completed_as_xcat_names_them_and_round_trip(void **state)
+{
+    vm_def d;
+
+    parse_ok(WITH("\"disks\":[\"20G\",{\"size\":1048576,\"format\":\"raw\",\"cache\":\"writeback\"},"
+                  "{\"cdrom\":true,\"path\":\"/isos/rhel9.iso\",\"boot-index\":0},"
+                  "{\"pool\":\"p2\",\"volume\":\"data.qcow2\",\"bus\":\"virtio-scsi\",\"discard\":true},"
+                  "\"nfs1:5G:raw\",{\"target\":\"sda1\",\"volume\":\"x.qcow2\",\"io\":\"io_uring\"}]"),
+             &d);
+    assert_int_equal(d.ndisks, 6);
+    assert_string_equal(disk(&d, 0)->target, "sda");
+    assert_string_equal(disk(&d, 0)->pool, "default");
+    assert_string_equal(disk(&d, 0)->volume, "vm1.sda.qcow2");
+    assert_int_equal(disk(&d, 0)->size, UINT64_C(20) << 30);
+    assert_int_equal(disk(&d, 0)->format, VM_DISK_QCOW2);
+    assert_int_equal(disk(&d, 0)->bus, VM_DISK_VIRTIO_BLK);
+    assert_int_equal(disk(&d, 0)->cache, VM_CACHE_NONE);
+    assert_int_equal(disk(&d, 0)->boot_index, -1);
+    assert_string_equal(disk(&d, 1)->volume, "vm1.sdb.raw");
+    assert_int_equal(disk(&d, 1)->cache, VM_CACHE_WRITEBACK);
+    assert_true(disk(&d, 2)->cdrom);
+    assert_int_equal(disk(&d, 2)->format, VM_DISK_RAW);
+    assert_int_equal(disk(&d, 2)->bus, VM_DISK_SATA);
+    assert_string_equal(disk(&d, 2)->pool, "");
+    assert_string_equal(disk(&d, 2)->path, "/isos/rhel9.iso");
+    assert_int_equal(disk(&d, 2)->boot_index, 0);
+    assert_string_equal(disk(&d, 3)->target, "sdd");
+    assert_string_equal(disk(&d, 3)->volume, "data.qcow2");
+    assert_true(disk(&d, 3)->discard);
+    assert_string_equal(disk(&d, 4)->pool, "nfs1");
+    assert_string_equal(disk(&d, 4)->volume, "vm1.sde.raw");
+    assert_int_equal(disk(&d, 4)->size, UINT64_C(5) << 30);
+    assert_string_equal(disk(&d, 5)->target, "sda1");
+    assert_int_equal(disk(&d, 5)->io, VM_IO_URING);
+    assert_round_trips(&d);
+    vmdef_free(&d);
+}
+
+static void a_change_of_disks_needs_a_restart(void **state)
+{
+    const char *field = NULL;
+    vm_def a, b;
+
+    parse_ok(WITHU("\"disks\":[\"20G\"]"), &a);
+    parse_ok(WITHU("\"disks\":[{\"size\":\"20G\",\"cache\":\"unsafe\"}]"), &b);
+    assert_true(vmdef_needs_restart(&a, &b, &field));
+    assert_string_equal(field, "disks");
+    assert_false(vmdef_equal(&a, &b));
+    vmdef_free(&b);
+    assert_int_equal(vmdef_copy(&a, &b), 0);
+    assert_true(vmdef_equal(&a, &b));
+    assert_ptr_not_equal(a.disks[0].volume, b.disks[0].volume);
+    vmdef_free(&a);
+    vmdef_free(&b);
+}
+
 static void a_missing_object_is_refused_without_crashing(void **state)
 {
     char err[VM_ERR_MAX] = "";
@@ -471,7 +568,7 @@ static void canonical_form_makes_every_default_explicit(void **state)
     assert_string_equal(text,
                         "{\"name\":\"vm1\",\"uuid\":\"" UUID "\",\"vcpus\":1,\"max-vcpus\":1,"
                         "\"memory\":512,\"max-memory\":0,\"machine\":\"q35\",\"cpu-model\":\"\","
-                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"labels\":{}}");
+                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"labels\":{}}");
     free(text);
     vmdef_free(&d);
 }
@@ -496,7 +593,7 @@ static void canonical_form_of_a_full_definition_round_trips(void **state)
                         "\"cpu-model\":\"Skylake-Server\",\"accel\":\"kvm\","
                         "\"boot\":[\"disk\",\"network\"],\"kernel\":\"/b/k\",\"initrd\":\"/b/i\","
                         "\"cmdline\":\"console=ttyS0\",\"serial\":{\"speed\":115200},"
-                        "\"autostart\":true,\"on-crash\":\"restart\","
+                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],"
                         "\"labels\":{\"hostname\":\"node1\"}}");
     assert_round_trips(&d);
     free(text);
@@ -687,6 +784,8 @@ int main(void)
         cmocka_unit_test(labels_are_kept_sorted_by_key),
         cmocka_unit_test(names_of_up_to_64_letters_digits_dots_and_dashes_are_accepted),
         cmocka_unit_test(each_bad_value_is_refused_naming_its_field),
+        cmocka_unit_test(disks_are_completed_as_xcat_names_them_and_round_trip),
+        cmocka_unit_test(a_change_of_disks_needs_a_restart),
         cmocka_unit_test(each_field_of_the_wrong_type_is_refused_naming_it),
         cmocka_unit_test(too_many_labels_are_refused),
         cmocka_unit_test(label_value_longer_than_1024_is_refused),

@@ -1,0 +1,25 @@
+/* cmd_handlers.h: handlers defined outside commands.c, for its table. */
+#ifndef AGENTD_CMD_HANDLERS_H
+#define AGENTD_CMD_HANDLERS_H
+
+struct json_object;
+typedef struct request request;
+
+/* cmd_storage.c */
+void cmd_query_pools(request *r, struct json_object *args);
+void cmd_pool_define(request *r, struct json_object *args);
+void cmd_pool_undefine(request *r, struct json_object *args);
+void cmd_pool_start(request *r, struct json_object *args);
+void cmd_pool_stop(request *r, struct json_object *args);
+void cmd_query_volumes(request *r, struct json_object *args);
+void cmd_vol_create(request *r, struct json_object *args);
+void cmd_vol_delete(request *r, struct json_object *args);
+
+/* cmd_master.c */
+void cmd_query_masters(request *r, struct json_object *args);
+void cmd_master_create(request *r, struct json_object *args);
+void cmd_master_delete(request *r, struct json_object *args);
+void cmd_vm_clone(request *r, struct json_object *args);
+void cmd_job_cancel(request *r, struct json_object *args);
+
+#endif

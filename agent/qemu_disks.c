@@ -1,0 +1,264 @@
+/* qemu_disks.c: a VM's disks on the QEMU command line.
+ *
+ * Every node of every chain gets its own -blockdev with its driver and
+ * format named, bottom first, each format node naming its backing node (or
+ * null), so QEMU never opens a file the agent did not check and never
+ * probes a format. The options are written as JSON (built by json-c), so a
+ * path needs no escaping. Devices follow: virtio-blk-pci, scsi-hd/scsi-cd on
+ * one virtio-scsi controller, ide-hd/ide-cd on the AHCI (q35) or PIIX IDE
+ * (pc) ports. Ids are derived from the disk's target ("disk-sda"), so a
+ * device keeps its name across restarts. */
+#include "errbuf.h"
+#include "qemu_argv.h"
+#include "qemu_argv_buf.h"
+#include "qemu_disks.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#define Q35_AHCI_PORTS 6          /* the ICH9 AHCI built into q35: ide.0 .. ide.5 */
+#define PC_IDE_DEVICES 4          /* PIIX: two buses, master and slave */
+#define PC_AHCI_PORTS 6           /* an ich9-ahci added to a pc machine */
+
+typedef enum machine_family { MACHINE_Q35, MACHINE_PC, MACHINE_OTHER } machine_family;
+
+static machine_family family_of(const char *machine)
+{
+    if (strncmp(machine, "q35", 3) == 0 || strncmp(machine, "pc-q35", 6) == 0)
+        return MACHINE_Q35;
+    if (strcmp(machine, "pc") == 0 || strncmp(machine, "pc-", 3) == 0)
+        return MACHINE_PC;
+    return MACHINE_OTHER;
+}
+
+/* ---- checks -------------------------------------------------------------------- */
+
+static bool has_media(const vm_disk *d)
+{
+    return !d->cdrom || d->path || d->volume[0];
+}
+
+typedef struct bus_count {
+    unsigned ahci, ide, scsi;
+} bus_count;
+
+static void count_buses(const vm_def *def, bus_count *c)
+{
+    machine_family f = family_of(def->machine);
+
+    *c = (bus_count){ 0 };
+    for (size_t i = 0; i < def->ndisks; i++) {
+        vm_disk_bus b = def->disks[i].bus;
+        if (b == VM_DISK_VIRTIO_SCSI)
+            c->scsi++;
+        else if (b == VM_DISK_SATA || (b == VM_DISK_IDE && f == MACHINE_Q35))
+            c->ahci++;
+        else if (b == VM_DISK_IDE)
+            c->ide++;
+    }
+}
+
+static int check_buses(const vm_def *def, errbuf *e)
+{
+    machine_family f = family_of(def->machine);
+    bus_count c;
+
+    count_buses(def, &c);
+    if (f == MACHINE_OTHER && (c.ahci || c.ide))
+        return errbuf_fail(e, "disks: machine %s has no SATA or IDE ports (use virtio-blk or virtio-scsi)",
+                           def->machine);
+    if (c.ahci > (f == MACHINE_Q35 ? Q35_AHCI_PORTS : PC_AHCI_PORTS))
+        return errbuf_fail(e, "disks: %u SATA disks, but the machine has %d ports", c.ahci,
+                           f == MACHINE_Q35 ? Q35_AHCI_PORTS : PC_AHCI_PORTS);
+    if (c.ide > PC_IDE_DEVICES)
+        return errbuf_fail(e, "disks: %u IDE disks, but the machine has %d places", c.ide, PC_IDE_DEVICES);
+    return 0;
+}
+
+int qemu_disks_check(const vm_def *def, const qemu_paths *paths, errbuf *e)
+{
+    if (paths->ndisks != def->ndisks)
+        return errbuf_fail(e, "paths.disks: %zu chains for %zu disks", paths->ndisks, def->ndisks);
+    for (size_t i = 0; i < def->ndisks; i++) {
+        const qemu_disk_chain *c = &paths->disks[i];
+        if (has_media(&def->disks[i]) && (c->depth == 0 || c->depth > QEMU_CHAIN_MAX))
+            return errbuf_fail(e, "paths.disks[%zu]: the chain is not opened", i);
+        for (size_t k = 0; k < c->depth; k++) {
+            if (!c->nodes[k].path || !c->nodes[k].path[0] || strchr(c->nodes[k].path, '\n'))
+                return errbuf_fail(e, "paths.disks[%zu]: node %zu has no usable path", i, k);
+            if (!c->nodes[k].format || (strcmp(c->nodes[k].format, "qcow2") && strcmp(c->nodes[k].format, "raw")))
+                return errbuf_fail(e, "paths.disks[%zu]: node %zu has no format", i, k);
+            if (k + 1 < c->depth && strcmp(c->nodes[k].format, "qcow2") != 0)
+                return errbuf_fail(e, "paths.disks[%zu]: a raw node cannot have a backing node", i);
+        }
+    }
+    return check_buses(def, e);
+}
+
+/* ---- -blockdev ------------------------------------------------------------------- */
+
+static void node_name(char *out, size_t len, const char *kind, const vm_disk *d, size_t k)
+{
+    if (k == 0)
+        snprintf(out, len, "%s-%s", kind, d->target);
+    else
+        snprintf(out, len, "%s-%s-%zu", kind, d->target, k);
+}
+
+static struct json_object *cache_json(const vm_disk *d)
+{
+    struct json_object *o = json_object_new_object();
+    bool direct = d->cache == VM_CACHE_NONE || d->cache == VM_CACHE_DIRECTSYNC;
+
+    json_object_object_add(o, "direct", json_object_new_boolean(direct));
+    json_object_object_add(o, "no-flush", json_object_new_boolean(d->cache == VM_CACHE_UNSAFE));
+    return o;
+}
+
+/* Options every node of the disk shares. */
+static void add_common(struct json_object *o, const vm_disk *d, size_t k)
+{
+    json_object_object_add(o, "read-only", json_object_new_boolean(k > 0 || d->readonly || d->cdrom));
+    json_object_object_add(o, "cache", cache_json(d));
+    if (d->discard)
+        json_object_object_add(o, "discard", json_object_new_string("unmap"));
+}
+
+static void push_json(argv_buf *b, struct json_object *o)
+{
+    argv_push(b, "-blockdev");
+    if (!o) {
+        argv_push_owned(b, NULL);
+        return;
+    }
+    argv_push(b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+}
+
+static void push_file_node(argv_buf *b, const vm_disk *d, const qemu_disk_node *n, size_t k)
+{
+    struct json_object *o = json_object_new_object();
+    char name[32];
+
+    node_name(name, sizeof(name), "file", d, k);
+    json_object_object_add(o, "driver", json_object_new_string(n->block_device ? "host_device" : "file"));
+    json_object_object_add(o, "filename", json_object_new_string(n->path));
+    json_object_object_add(o, "node-name", json_object_new_string(name));
+    json_object_object_add(o, "aio", json_object_new_string(vm_disk_io_name(d->io)));
+    add_common(o, d, k);
+    push_json(b, o);
+}
+
+static void push_format_node(argv_buf *b, const vm_disk *d, const qemu_disk_chain *c, size_t k)
+{
+    struct json_object *o = json_object_new_object();
+    char name[32], file[32], backing[32];
+
+    node_name(name, sizeof(name), "drive", d, k);
+    node_name(file, sizeof(file), "file", d, k);
+    json_object_object_add(o, "driver", json_object_new_string(c->nodes[k].format));
+    json_object_object_add(o, "node-name", json_object_new_string(name));
+    json_object_object_add(o, "file", json_object_new_string(file));
+    add_common(o, d, k);
+    if (strcmp(c->nodes[k].format, "qcow2") == 0) {
+        /* null: QEMU must not open the backing file the image names itself. */
+        if (k + 1 < c->depth) {
+            node_name(backing, sizeof(backing), "drive", d, k + 1);
+            json_object_object_add(o, "backing", json_object_new_string(backing));
+        } else {
+            json_object_object_add(o, "backing", NULL);
+        }
+    }
+    push_json(b, o);
+}
+
+static void push_chain(argv_buf *b, const vm_disk *d, const qemu_disk_chain *c)
+{
+    for (size_t k = c->depth; k-- > 0;) {
+        push_file_node(b, d, &c->nodes[k], k);
+        push_format_node(b, d, c, k);
+    }
+}
+
+/* ---- -device ------------------------------------------------------------------------ */
+
+typedef struct placement {
+    machine_family family;
+    unsigned ahci, ide, scsi;     /* next port of each */
+    bool scsi_controller, pc_ahci;
+} placement;
+
+static const char *device_model(const vm_disk *d)
+{
+    switch (d->bus) {
+    case VM_DISK_VIRTIO_BLK:
+        return "virtio-blk-pci";
+    case VM_DISK_VIRTIO_SCSI:
+        return d->cdrom ? "scsi-cd" : "scsi-hd";
+    default:
+        return d->cdrom ? "ide-cd" : "ide-hd";
+    }
+}
+
+/* Controllers a disk needs, once each. */
+static void push_controllers(argv_buf *b, const vm_disk *d, placement *p)
+{
+    if (d->bus == VM_DISK_VIRTIO_SCSI && !p->scsi_controller) {
+        argv_push(b, "-device");
+        argv_push(b, "virtio-scsi-pci,id=scsi0");
+        p->scsi_controller = true;
+    }
+    if (d->bus == VM_DISK_SATA && p->family == MACHINE_PC && !p->pc_ahci) {
+        argv_push(b, "-device");
+        argv_push(b, "ich9-ahci,id=sata0");
+        p->pc_ahci = true;
+    }
+}
+
+/* Where the device plugs in, as ",bus=..." options. */
+static void place(char *out, size_t len, const vm_disk *d, placement *p)
+{
+    bool ahci = d->bus == VM_DISK_SATA || (d->bus == VM_DISK_IDE && p->family == MACHINE_Q35);
+
+    if (d->bus == VM_DISK_VIRTIO_BLK)
+        out[0] = '\0';
+    else if (d->bus == VM_DISK_VIRTIO_SCSI)
+        snprintf(out, len, ",bus=scsi0.0,channel=0,scsi-id=%u,lun=0", p->scsi++);
+    else if (ahci)
+        snprintf(out, len, ",bus=%s.%u", p->family == MACHINE_Q35 ? "ide" : "sata0", p->ahci++);
+    else {
+        snprintf(out, len, ",bus=ide.%u,unit=%u", p->ide / 2, p->ide % 2);
+        p->ide++;
+    }
+}
+
+static void push_device(argv_buf *b, const vm_disk *d, placement *p)
+{
+    bool wt = d->cache == VM_CACHE_WRITETHROUGH || d->cache == VM_CACHE_DIRECTSYNC;
+    char where[64], drive[48] = "", boot[32] = "";
+
+    push_controllers(b, d, p);
+    place(where, sizeof(where), d, p);
+    if (has_media(d))
+        snprintf(drive, sizeof(drive), ",drive=drive-%s", d->target);
+    if (d->boot_index >= 0)
+        snprintf(boot, sizeof(boot), ",bootindex=%d", d->boot_index);
+    argv_push(b, "-device");
+    /* Writethrough is the guest seeing no volatile cache. */
+    argv_pushf(b, "%s%s%s,id=disk-%s%s%s", device_model(d), where, drive, d->target, boot,
+               wt && !d->cdrom ? ",write-cache=off" : "");
+}
+
+void qemu_push_disks(argv_buf *b, const vm_def *def, const qemu_paths *paths)
+{
+    placement p = { .family = family_of(def->machine) };
+
+    for (size_t i = 0; i < def->ndisks; i++)
+        if (has_media(&def->disks[i]))
+            push_chain(b, &def->disks[i], &paths->disks[i]);
+    for (size_t i = 0; i < def->ndisks; i++)
+        push_device(b, &def->disks[i], &p);
+}

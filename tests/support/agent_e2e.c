@@ -1,0 +1,142 @@
+/* agent_e2e.c: shared pieces of agentd's end-to-end tests. */
+#include "tests/support/agent_e2e.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+const char *guest_dir(void)
+{
+    const char *d = getenv("AGENTD_GUEST_DIR");
+    return d ? d : AGENTD_GUEST_DIR;
+}
+
+/* A definition of the test guest (boots to its readiness line). */
+char *guest_def(const char *name, const char *extra)
+{
+    char *s;
+    if (asprintf(&s, "{\"definition\": {\"name\": \"%s\", \"memory\": 256, \"kernel\": \"%s/vmlinuz\", "
+                     "\"initrd\": \"%s/initrd.img\", \"cmdline\": \"console=ttyS0 quiet loglevel=1 panic=-1\"%s%s}}",
+                 name, guest_dir(), guest_dir(), extra ? ", " : "", extra ? extra : "") < 0)
+        abort();
+    return s;
+}
+
+/* A VM with no OS: firmware finds nothing to boot and idles. Cheap to run many. */
+char *bare_def(const char *name, const char *extra)
+{
+    char *s;
+    if (asprintf(&s, "{\"definition\": {\"name\": \"%s\", \"memory\": 64%s%s}}", name,
+                 extra ? ", " : "", extra ? extra : "") < 0)
+        abort();
+    return s;
+}
+
+int setup_with(void **state, const char *config)
+{
+    t *x = calloc(1, sizeof(*x));
+    assert_int_equal(agentd_prepare(&x->agent, config), 0);
+    assert_int_equal(agentd_start(&x->agent), 0);
+    assert_int_equal(agent_connect(&x->conn, x->agent.socket), 0);
+    *state = x;
+    return 0;
+}
+
+int setup(void **state)
+{
+    return setup_with(state, NULL);
+}
+
+
+
+
+int teardown(void **state)
+{
+    t *x = *state;
+    agent_close(&x->conn);
+    agentd_cleanup(&x->agent);
+    free(x);
+    return 0;
+}
+
+struct json_object *call_ok(t *x, const char *cmd, const char *args)
+{
+    struct json_object *reply;
+    assert_int_equal(agent_call(&x->conn, cmd, args, CALL_MS, &reply), 0);
+    if (!agent_return(reply))
+        fail_msg("%s %s: %s: %s", cmd, args ? args : "", agent_error_class(reply), agent_error_desc(reply));
+    return reply;
+}
+
+void call_ok_put(t *x, const char *cmd, const char *args)
+{
+    json_object_put(call_ok(x, cmd, args));
+}
+
+void call_fails(t *x, const char *cmd, const char *args, const char *cls, const char *desc_prefix)
+{
+    struct json_object *reply;
+    assert_int_equal(agent_call(&x->conn, cmd, args, CALL_MS, &reply), 0);
+    assert_null(agent_return(reply));
+    assert_string_equal(agent_error_class(reply), cls);
+    if (desc_prefix && strncmp(agent_error_desc(reply), desc_prefix, strlen(desc_prefix)) != 0)
+        fail_msg("%s: error '%s' does not start with '%s'", cmd, agent_error_desc(reply), desc_prefix);
+    json_object_put(reply);
+}
+
+void define(t *x, char *def)
+{
+    call_ok_put(x, "vm-define", def);
+    free(def);
+}
+
+char *name_arg(const char *name)
+{
+    char *s;
+    if (asprintf(&s, "{\"name\": \"%s\"}", name) < 0)
+        abort();
+    return s;
+}
+
+void vm_cmd(t *x, const char *cmd, const char *name)
+{
+    char *a = name_arg(name);
+    call_ok_put(x, cmd, a);
+    free(a);
+}
+
+vm_info query(t *x, const char *name)
+{
+    vm_info i = { 0 };
+    char *a = name_arg(name);
+    struct json_object *reply = call_ok(x, "query-vm", a), *rt, *def, *v;
+    free(a);
+    assert_true(json_object_object_get_ex(agent_return(reply), "runtime", &rt));
+    assert_true(json_object_object_get_ex(agent_return(reply), "definition", &def));
+    json_object_object_get_ex(rt, "state", &v);
+    snprintf(i.state, sizeof(i.state), "%s", json_object_get_string(v));
+    json_object_object_get_ex(rt, "reason", &v);
+    snprintf(i.reason, sizeof(i.reason), "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(rt, "pid", &v))
+        i.pid = json_object_get_int(v);
+    json_object_object_get_ex(rt, "console-log", &v);
+    snprintf(i.console, sizeof(i.console), "%s", json_object_get_string(v));
+    json_object_object_get_ex(def, "uuid", &v);
+    snprintf(i.uuid, sizeof(i.uuid), "%s", json_object_get_string(v));
+    json_object_put(reply);
+    return i;
+}
+
+void wait_state(t *x, const char *vm, const char *state, int ms)
+{
+    if (agent_wait_state(&x->conn, vm, state, ms, NULL) < 0)
+        fail_msg("%s never reached state %s (now %s)", vm, state, query(x, vm).state);
+}
+

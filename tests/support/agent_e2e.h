@@ -1,0 +1,51 @@
+/* agent_e2e.h: what end-to-end tests of agentd share: a per-test agent in a
+ * temp directory, calls that assert their outcome, and VM definitions of
+ * the test guest. Built into each e2e test that drives agentd. */
+#ifndef AGENTD_TESTS_AGENT_E2E_H
+#define AGENTD_TESTS_AGENT_E2E_H
+
+#include "tests/support/agent_harness.h"
+
+struct json_object;
+
+#define READY_LINE "AGENTD-GUEST-READY"
+#define BOOT_MS 40000
+#define CALL_MS 30000
+
+typedef struct t {
+    agentd_proc agent;
+    agent_conn conn;
+} t;
+
+/* state, reason, pid and uuid from query-vm. */
+typedef struct vm_info {
+    char state[32], reason[32], uuid[40], console[256];
+    int pid;
+} vm_info;
+
+const char *guest_dir(void);
+/* {"definition": ...} of the test guest (boots to its readiness line);
+ * extra is more members, or NULL. Caller frees. */
+char *guest_def(const char *name, const char *extra);
+/* A VM with no OS: firmware finds nothing to boot and idles. */
+char *bare_def(const char *name, const char *extra);
+
+/* cmocka setup: agentd with extra config lines, connected. */
+int setup_with(void **state, const char *config);
+int setup(void **state);
+int teardown(void **state);
+
+/* The reply of a call that must succeed (the test fails otherwise). */
+struct json_object *call_ok(t *x, const char *cmd, const char *args);
+void call_ok_put(t *x, const char *cmd, const char *args);
+/* A call that must fail with class cls and a description starting with
+ * desc_prefix (NULL: any). */
+void call_fails(t *x, const char *cmd, const char *args, const char *cls, const char *desc_prefix);
+/* vm-define of def (freed). */
+void define(t *x, char *def);
+char *name_arg(const char *name);
+void vm_cmd(t *x, const char *cmd, const char *name);
+vm_info query(t *x, const char *name);
+void wait_state(t *x, const char *vm, const char *state, int ms);
+
+#endif
