@@ -31,8 +31,6 @@ typedef struct clone_ctx {
     master *m;              /* master-create: the new master; vm-clone: the source */
     bool detached;
     diskjob_spec rebase;    /* master-create, attached: the second phase */
-    char made[VM_DISKS_MAX][PATH_MAX];   /* vm-clone: volumes to remove if the VM cannot be saved */
-    size_t nmade;
     uint64_t last_event_ms;
 } clone_ctx;
 
@@ -146,8 +144,12 @@ static int derive(agent *a, const vm_def *src, const char *name, const char *poo
 static int add_op(agent *a, diskjob_spec *s, diskop_kind kind, const vm_disk *from, const vm_disk *to,
                   char *err, size_t errlen)
 {
-    diskop *op = &s->ops[s->nops];
+    diskop *op = diskjob_add(s);
 
+    if (!op) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     if (disk_source_path(a, from, op->src, sizeof(op->src)) < 0 ||
         disk_source_path(a, to, op->dst, sizeof(op->dst)) < 0) {
         snprintf(err, errlen, "disks: %s: no such pool", from->target);
@@ -156,7 +158,6 @@ static int add_op(agent *a, diskjob_spec *s, diskop_kind kind, const vm_disk *fr
     op->kind = kind;
     op->src_format = from->format == VM_DISK_RAW ? IMG_FORMAT_RAW : IMG_FORMAT_QCOW2;
     op->dst_format = to->format == VM_DISK_RAW ? IMG_FORMAT_RAW : IMG_FORMAT_QCOW2;
-    s->nops++;
     return 0;
 }
 
@@ -167,6 +168,12 @@ static bool disk_pool_active(agent *a, const vm_disk *d)
     if (d->path)
         return true;
     return (p = pool_find(a, d->pool)) && p->active;
+}
+
+static void ctx_free(clone_ctx *c)
+{
+    diskjob_spec_free(&c->rebase);
+    free(c);
 }
 
 static clone_ctx *ctx_new(request *r)
@@ -205,7 +212,7 @@ static void master_created_finish(clone_ctx *c, int status, const char *err)
                  c->detached ? "detached" : "attached");
         request_ok(c->r, master_json(c->m));
     }
-    free(c);
+    ctx_free(c);
 }
 
 static void on_rebased(void *opaque, int status, const char *err)
@@ -263,7 +270,7 @@ static void on_master_copied(void *opaque, int status, const char *err)
         c->v->job = VM_JOB_NONE;
         job_event(c, status == -ECANCELED ? "cancelled" : "failed", err);
         request_error(c->r, error_class(status), "%s", err);
-        free(c);
+        ctx_free(c);
         return;
     }
     if ((r = master_save(c->m, on_master_saved, c)) < 0)
@@ -394,7 +401,7 @@ static void start_master_job(clone_ctx *c, diskjob_spec *copies)
         c->v->job = VM_JOB_NONE;
         drop_new_master(c);
         request_error(c->r, "GenericError", "starting the copy: %s", strerror(-r));
-        free(c);
+        ctx_free(c);
     }
 }
 
@@ -422,14 +429,15 @@ void cmd_master_create(request *r, struct json_object *args)
         return;
     c->v = v;
     if (!arg_bool(r, args, "detached", false, &c->detached)) {
-        free(c);
+        ctx_free(c);
         return;
     }
     if (!(c->m = new_master(c, name, pool_name, err, sizeof(err))) ||
         plan_master(c, &copies, err, sizeof(err)) < 0) {
         master_free(c->m);
+        diskjob_spec_free(&copies);
         request_error(r, "InvalidParameter", "%s", err);
-        free(c);
+        ctx_free(c);
         return;
     }
     fill_master_record(c->m, r, args, v);
@@ -452,7 +460,7 @@ static void on_clone_saved(vm *v, const vm_result *res, void *opaque)
         request_error(c->r, res->err_class, "saving %s: %s (its new disks are left in place)",
                       v->def.name, res->err_desc);
         vm_free_undefined(c->a, v);
-        free(c);
+        ctx_free(c);
         return;
     }
     ev = json_object_new_object();
@@ -469,7 +477,7 @@ static void on_clone_saved(vm *v, const vm_result *res, void *opaque)
     json_object_object_add(o, "master", json_object_new_string(c->m->def.name));
     json_object_object_add(o, "detached", json_object_new_boolean(c->detached));
     request_ok(c->r, o);
-    free(c);
+    ctx_free(c);
 }
 
 static void on_clone_disks(void *opaque, int status, const char *err)
@@ -483,7 +491,7 @@ static void on_clone_disks(void *opaque, int status, const char *err)
         job_event(c, status == -ECANCELED ? "cancelled" : "failed", err);
         request_error(c->r, error_class(status), "%s", err);
         vm_free_undefined(c->a, v);
-        free(c);
+        ctx_free(c);
         return;
     }
     if (vm_save_definition(v, on_clone_saved, c) < 0) {
@@ -535,7 +543,7 @@ static void start_clone_job(clone_ctx *c, diskjob_spec *s)
         c->m->readers--;
         request_error(c->r, "GenericError", "starting the clone: %s", strerror(-r));
         vm_free_undefined(c->a, c->v);
-        free(c);
+        ctx_free(c);
     }
 }
 
@@ -567,24 +575,25 @@ void cmd_vm_clone(request *r, struct json_object *args)
         return;
     c->m = m;
     if (!arg_bool(r, args, "detached", false, &c->detached)) {
-        free(c);
+        ctx_free(c);
         return;
     }
     if (derive(c->a, &m->def, name, pool_name, &def, err, sizeof(err)) < 0) {
         request_error(r, "InvalidParameter", "%s", err);
-        free(c);
+        ctx_free(c);
         return;
     }
     if (vm_new(c->a, &def, &c->v) < 0) {
         vmdef_free(&def);
         request_error(r, "InvalidParameter", "name: too long for this host's run directory");
-        free(c);
+        ctx_free(c);
         return;
     }
     if (plan_clone(c, &s, err, sizeof(err)) < 0) {
         vm_free(c->v);
+        diskjob_spec_free(&s);
         request_error(r, "InvalidParameter", "%s", err);
-        free(c);
+        ctx_free(c);
         return;
     }
     start_clone_job(c, &s);

@@ -19,7 +19,7 @@ struct diskjob {
     agent *a;
     diskjob_spec s;
     size_t cur;
-    bool made[DISKJOB_MAX_OPS];    /* dst files this job created */
+    bool *made;                    /* per op: its dst is a file this job created */
     bool cancelled;
     copyjob *copy;
     char **roots;
@@ -28,6 +28,7 @@ struct diskjob {
 };
 
 static void next(diskjob *j);
+static void diskjob_free(diskjob *j);
 
 static void set_error(diskjob *j, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -57,8 +58,7 @@ static void after_rollback(void *arg)
     diskjob *j = arg;
 
     j->s.done(j->s.opaque, j->status, j->err);
-    pool_roots_free(j->roots);
-    free(j);
+    diskjob_free(j);
 }
 
 static void finish(diskjob *j)
@@ -233,22 +233,65 @@ static void next(diskjob *j)
     }
 }
 
-int diskjob_start(agent *a, const diskjob_spec *s, diskjob **ret)
+/* Sizes matter only for the progress lines of copies. */
+static bool needs_measure(const diskjob_spec *s)
+{
+    for (size_t i = 0; i < s->nops; i++)
+        if (s->ops[i].kind != DISKOP_OVERLAY)
+            return true;
+    return false;
+}
+
+diskop *diskjob_add(diskjob_spec *s)
+{
+    diskop *ops = reallocarray(s->ops, s->nops + 1, sizeof(*ops));
+
+    if (!ops)
+        return NULL;
+    s->ops = ops;
+    memset(&ops[s->nops], 0, sizeof(ops[0]));
+    return &ops[s->nops++];
+}
+
+void diskjob_spec_free(diskjob_spec *s)
+{
+    free(s->ops);
+    s->ops = NULL;
+    s->nops = 0;
+}
+
+static void diskjob_free(diskjob *j)
+{
+    pool_roots_free(j->roots);
+    diskjob_spec_free(&j->s);
+    free(j->made);
+    free(j);
+}
+
+int diskjob_start(agent *a, diskjob_spec *s, diskjob **ret)
 {
     diskjob *j = calloc(1, sizeof(*j));
     int r;
 
-    if (!j)
-        return -ENOMEM;
-    j->a = a;
-    j->s = *s;
-    if (!(j->roots = pool_roots(a))) {
-        free(j);
+    if (!j) {
+        diskjob_spec_free(s);
         return -ENOMEM;
     }
+    j->a = a;
+    j->s = *s;
+    s->ops = NULL;
+    s->nops = 0;
+    if (!(j->made = calloc(j->s.nops + 1, sizeof(*j->made))) || !(j->roots = pool_roots(a))) {
+        diskjob_free(j);
+        return -ENOMEM;
+    }
+    if (!needs_measure(&j->s)) {
+        *ret = j;
+        next(j);
+        return 0;
+    }
     if ((r = agent_work(a->loop, run_measure, after_measure, j)) < 0) {
-        pool_roots_free(j->roots);
-        free(j);
+        diskjob_free(j);
         return r;
     }
     *ret = j;

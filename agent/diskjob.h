@@ -32,8 +32,6 @@ typedef struct diskop {
     uint64_t allocated;       /* bytes src's chain takes on disk */
 } diskop;
 
-#define DISKJOB_MAX_OPS 32
-
 /* message: "Cloning vm1.sda.qcow2 (currently is 1050 MB and has a capacity
  * of 4096MB)" at the start of each copy, NULL for plain progress. */
 typedef void diskjob_progress_fn(void *opaque, const diskop *op, uint64_t done, uint64_t total,
@@ -41,14 +39,19 @@ typedef void diskjob_progress_fn(void *opaque, const diskop *op, uint64_t done, 
 typedef void diskjob_done_fn(void *opaque, int status, const char *err);
 
 typedef struct diskjob_spec {
-    diskop ops[DISKJOB_MAX_OPS];
+    diskop *ops;              /* malloc'd; diskjob_start takes them over */
     size_t nops;
     diskjob_progress_fn *progress;
     diskjob_done_fn *done;
     void *opaque;
 } diskjob_spec;
 
-int diskjob_start(agent *a, const diskjob_spec *s, diskjob **ret);
+/* A new zeroed op at the end of s->ops; NULL without memory. */
+diskop *diskjob_add(diskjob_spec *s);
+void diskjob_spec_free(diskjob_spec *s);
+/* Starts the job, which takes s->ops over (s->ops is NULL after, on
+ * success and failure alike). */
+int diskjob_start(agent *a, diskjob_spec *s, diskjob **ret);
 void diskjob_cancel(diskjob *j);
 
 #endif
