@@ -3,6 +3,7 @@
  * completions and submits what can go next; the blocking wrappers img_copy
  * and img_rebase. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,7 +53,9 @@ static void prep(struct io_uring_sqe *sqe, const copy_op *op)
 {
     bool write = op->kind == OP_WRITE || op->kind == OP_WRITE_TABLE;
 
-    if (op->buf_index >= 0 && write)
+    if (op->kind == OP_WRITEBACK)
+        io_uring_prep_sync_file_range(sqe, op->fd, op->len, op->off, SYNC_FILE_RANGE_WRITE);
+    else if (op->buf_index >= 0 && write)
         io_uring_prep_write_fixed(sqe, op->fd, op->buf, op->len, op->off, op->buf_index);
     else if (op->buf_index >= 0)
         io_uring_prep_read_fixed(sqe, op->fd, op->buf, op->len, op->off, op->buf_index);
@@ -192,7 +195,10 @@ static void op_done(img_copy *c, copy_op *op)
         break;
     case OP_WRITE:
         c->stats.bytes_written += op->total;
+        copy_dst_data_written(c, op->off);
         copy_unit_io_done(c, u);
+        break;
+    case OP_WRITEBACK:
         break;
     case OP_WRITE_TABLE:
         c->stats.bytes_written += op->total;
@@ -223,6 +229,12 @@ static void op_failed(img_copy *c, copy_op *op, int res)
 
 static void complete(img_copy *c, copy_op *op, int res)
 {
+    if (op->kind == OP_WRITEBACK) {
+        /* Only a hint: the final fsync reports what fails. */
+        c->inflight--;
+        copy_op_put(c, op);
+        return;
+    }
     if (res == -EINTR || res == -EAGAIN) {
         if (queue_sqe(c, op))
             return;

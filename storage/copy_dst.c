@@ -209,6 +209,24 @@ int copy_dst_flush_spans(img_copy *c)
     return 0;
 }
 
+void copy_dst_data_written(img_copy *c, uint64_t end)
+{
+    copy_dst *d = &c->dst;
+    copy_op *op;
+
+    if (end > d->written_end)
+        d->written_end = end;
+    if (d->written_end - d->writeback_from < COPY_WRITEBACK_BYTES || !(op = copy_op_get(c)))
+        return;
+    /* A raw image's holes need no writeback: a far jump starts afresh. */
+    if (d->written_end - d->writeback_from > 8 * (uint64_t)COPY_WRITEBACK_BYTES)
+        d->writeback_from = d->written_end - 8 * (uint64_t)COPY_WRITEBACK_BYTES;
+    *op = (copy_op){ .kind = OP_WRITEBACK, .fd = d->fd, .off = d->writeback_from,
+                     .len = (uint32_t)(d->written_end - d->writeback_from), .buf_index = -1 };
+    if (copy_op_queue(c, op))
+        d->writeback_from = d->written_end;
+}
+
 /* ---- deciding granules ----------------------------------------------------------- */
 
 static bool is_zero(const uint8_t *p, size_t n)

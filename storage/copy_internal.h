@@ -31,6 +31,9 @@
 #define COPY_MAX_COMPRESSED 4u          /* compressed clusters read at once */
 #define COPY_STEP_MAPS 1024u            /* lookups per step before the loop gets a turn */
 #define COPY_RAW_GRANULE 4096u
+/* Writeback of dst is started every this many bytes written, so that the
+ * disk works while the copy goes on and the final fsync finds little left. */
+#define COPY_WRITEBACK_BYTES (32u << 20)
 
 enum { SIDE_SRC, SIDE_REF, SIDES };
 
@@ -40,6 +43,7 @@ typedef enum copy_op_kind {
     OP_READ_TABLE,        /* an L2 table into a layer's cache */
     OP_WRITE,             /* a unit's bytes into dst */
     OP_WRITE_TABLE,       /* a finished L2 table of dst */
+    OP_WRITEBACK,         /* sync_file_range: start writing back what dst has so far */
 } copy_op_kind;
 
 typedef struct copy_unit copy_unit;
@@ -110,6 +114,8 @@ typedef struct copy_dst {
     uint64_t next_cluster;   /* the first free host cluster */
     copy_span *spans;        /* by index, ascending */
     unsigned nspans;
+    uint64_t written_end;    /* the end of the furthest data write completed */
+    uint64_t writeback_from; /* writeback was started for what lies before */
 } copy_dst;
 
 struct img_copy {
@@ -183,6 +189,9 @@ copy_span *copy_dst_span(img_copy *c, uint64_t off);
 int copy_dst_flush_spans(img_copy *c);
 bool copy_dst_spans_full(const img_copy *c, uint64_t off);
 void copy_dst_table_written(img_copy *c, copy_op *op);
+/* A data write ending at file offset end completed: writeback is started
+ * once enough has accumulated. */
+void copy_dst_data_written(img_copy *c, uint64_t end);
 int copy_dst_finish(img_copy *c, char *err, size_t errlen);
 void copy_dst_close(img_copy *c);
 /* The end of dst's span at off (raw: the end of the image). */

@@ -24,52 +24,16 @@
 
 #include <json-c/json.h>
 
+#include "tests/bench/bench_util.h"
 #include "tests/support/agent_harness.h"
 
 #define CALL_MS 120000
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs argv and waits: the wall time of the whole command, or -1. */
 static double time_command(char *const argv[])
 {
-    double t0 = now_s();
-    int st;
-    pid_t pid = fork();
+    bench_run r;
 
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, STDOUT_FILENO);    /* what the user would read, not the terminal's speed */
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return -1;
-    return now_s() - t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return v[(int)(p * (n - 1) + 0.5)];
-}
-
-static int sh(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    return bench_command(argv, &r) < 0 ? -1 : r.seconds;
 }
 
 static int call(agent_conn *c, const char *cmd, const char *args)
@@ -97,7 +61,7 @@ static int make_master(agent_conn *c, const char *pool)
              "dd if=/dev/urandom of=%s/src.raw bs=1M count=64 conv=notrunc status=none && "
              "qemu-img convert -O qcow2 %s/src.raw %s/src.sda.qcow2 && rm %s/src.raw",
              pool, pool, pool, pool, pool);
-    if (sh(cmd) < 0)
+    if (bench_sh(cmd) < 0)
         return -1;
     if (call(c, "vm-define", "{\"definition\": {\"name\": \"src\", \"memory\": 64, "
                              "\"disks\": [{\"pool\": \"default\", \"volume\": \"src.sda.qcow2\"}]}}") < 0)
@@ -164,18 +128,18 @@ int main(int argc, char **argv)
         sync();
         floor_ms[i] = time_command(version);
     }
-    double o50 = pct(ours, rounds, 0.5), o90 = pct(ours, rounds, 0.9);
-    double t50 = pct(theirs, rounds, 0.5), t90 = pct(theirs, rounds, 0.9);
+    double o50 = bench_pct(ours, rounds, 0.5), o90 = bench_pct(ours, rounds, 0.9);
+    double t50 = bench_pct(theirs, rounds, 0.5), t90 = bench_pct(theirs, rounds, 0.9);
     printf("attached clone, whole commands, %d rounds each, pool on %s\n", rounds, base);
     printf("  agentctl clone m NEW                          p50 %7.2f ms  p90 %7.2f ms\n", o50 * 1e3, o90 * 1e3);
     printf("  qemu-img create -f qcow2 -b M -F qcow2 NEW    p50 %7.2f ms  p90 %7.2f ms\n", t50 * 1e3, t90 * 1e3);
-    printf("  agentctl version (start, connect, one reply)  p50 %7.2f ms\n", pct(floor_ms, rounds, 0.5) * 1e3);
+    printf("  agentctl version (start, connect, one reply)  p50 %7.2f ms\n", bench_pct(floor_ms, rounds, 0.5) * 1e3);
     printf("  agentctl is %.2fx faster at the median (target: 3x)\n", t50 / o50);
     rc = 0;
 out:
     agent_close(&c);
     agentd_cleanup(&p);
     snprintf(config, sizeof(config), "rm -rf '%s'", pool);
-    sh(config);
+    bench_sh(config);
     return rc;
 }
