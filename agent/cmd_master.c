@@ -23,6 +23,7 @@
 #include "statefile.h"
 #include "vm.h"
 #include "volume.h"
+#include "work.h"
 
 typedef struct clone_ctx {
     request *r;
@@ -31,6 +32,13 @@ typedef struct clone_ctx {
     master *m;              /* master-create: the new master; vm-clone: the source */
     bool detached;
     diskjob_spec rebase;    /* master-create, attached: the second phase */
+    /* vm-clone: the new definition is written and synced to a temp file
+     * while the disks are made, and renamed into place once they are. */
+    char *def_text;
+    char def_tmp[PATH_MAX];
+    int stage_status, disks_status;
+    bool staged, disks_done;
+    char disks_err[512];
     uint64_t last_event_ms;
 } clone_ctx;
 
@@ -173,6 +181,7 @@ static bool disk_pool_active(agent *a, const vm_disk *d)
 static void ctx_free(clone_ctx *c)
 {
     diskjob_spec_free(&c->rebase);
+    free(c->def_text);
     free(c);
 }
 
@@ -480,24 +489,120 @@ static void on_clone_saved(vm *v, const vm_result *res, void *opaque)
     ctx_free(c);
 }
 
+static void clone_failed(clone_ctx *c, int status, const char *err)
+{
+    c->m->readers--;
+    job_event(c, status == -ECANCELED ? "cancelled" : "failed", err);
+    request_error(c->r, error_class(status), "%s", err);
+    vm_free_undefined(c->a, c->v);
+    ctx_free(c);
+}
+
+static void run_install(void *arg)
+{
+    clone_ctx *c = arg;
+
+    c->stage_status = statefile_install(c->def_tmp, c->v->def_path);
+}
+
+static void after_install(void *arg)
+{
+    clone_ctx *c = arg;
+    vm_result res = { .status = 0 };
+    static char desc[256];
+
+    c->v->pending_io--;
+    if (c->stage_status < 0) {
+        snprintf(desc, sizeof(desc), "saving the definition: %s", strerror(-c->stage_status));
+        res = (vm_result){ .status = -1, .err_class = "GenericError", .err_desc = desc };
+    }
+    on_clone_saved(c->v, &res, c);
+}
+
+static void run_unstage(void *arg)
+{
+    unlink(((clone_ctx *)arg)->def_tmp);
+}
+
+static void after_unstage(void *arg)
+{
+    clone_ctx *c = arg;
+
+    c->v->pending_io--;
+    clone_failed(c, c->disks_status, c->disks_err);
+}
+
+/* Both halves are done: the disks exist (or failed) and the definition is
+ * staged (or failed). Only then does the definition get its name, so it
+ * never names a disk that is not durable. */
+static void clone_both_done(clone_ctx *c)
+{
+    vm_result res = { .status = -1, .err_class = "GenericError", .err_desc = "out of memory" };
+
+    if (!c->staged || !c->disks_done)
+        return;
+    if (c->disks_status < 0) {
+        if (c->stage_status < 0 || agent_work(c->a->loop, run_unstage, after_unstage, c) < 0)
+            clone_failed(c, c->disks_status, c->disks_err);
+        else
+            c->v->pending_io++;
+        return;
+    }
+    if (c->stage_status < 0) {
+        snprintf(c->disks_err, sizeof(c->disks_err), "saving the definition: %s", strerror(-c->stage_status));
+        res.err_desc = c->disks_err;
+        on_clone_saved(c->v, &res, c);
+        return;
+    }
+    if (agent_work(c->a->loop, run_install, after_install, c) < 0) {
+        unlink(c->def_tmp);
+        on_clone_saved(c->v, &res, c);
+        return;
+    }
+    c->v->pending_io++;
+}
+
 static void on_clone_disks(void *opaque, int status, const char *err)
 {
     clone_ctx *c = opaque;
-    vm *v = c->v;
 
-    v->diskjob = NULL;
-    if (status < 0) {
-        c->m->readers--;
-        job_event(c, status == -ECANCELED ? "cancelled" : "failed", err);
-        request_error(c->r, error_class(status), "%s", err);
-        vm_free_undefined(c->a, v);
-        ctx_free(c);
+    c->v->diskjob = NULL;
+    c->disks_done = true;
+    c->disks_status = status;
+    snprintf(c->disks_err, sizeof(c->disks_err), "%s", err ? err : "");
+    clone_both_done(c);
+}
+
+static void run_stage(void *arg)
+{
+    clone_ctx *c = arg;
+
+    c->stage_status = statefile_stage(c->v->def_path, c->def_text, strlen(c->def_text), 0600, c->def_tmp);
+}
+
+static void after_stage(void *arg)
+{
+    clone_ctx *c = arg;
+
+    c->v->pending_io--;
+    c->staged = true;
+    clone_both_done(c);
+}
+
+/* The new definition's text, made on the loop, written on the pool. */
+static void stage_definition(clone_ctx *c)
+{
+    struct json_object *j = vmdef_to_json(&c->v->def);
+    const char *text = j ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY) : NULL;
+
+    c->def_text = text ? strdup(text) : NULL;
+    json_object_put(j);
+    if (!c->def_text || agent_work(c->a->loop, run_stage, after_stage, c) < 0) {
+        c->stage_status = -ENOMEM;
+        c->staged = true;
         return;
     }
-    if (vm_save_definition(v, on_clone_saved, c) < 0) {
-        vm_result res = { .status = -1, .err_class = "GenericError", .err_desc = "out of memory" };
-        on_clone_saved(v, &res, c);
-    }
+    c->v->pending_io++;
 }
 
 static int plan_clone(clone_ctx *c, diskjob_spec *s, char *err, size_t errlen)
@@ -544,7 +649,9 @@ static void start_clone_job(clone_ctx *c, diskjob_spec *s)
         request_error(c->r, "GenericError", "starting the clone: %s", strerror(-r));
         vm_free_undefined(c->a, c->v);
         ctx_free(c);
+        return;
     }
+    stage_definition(c);
 }
 
 void cmd_vm_clone(request *r, struct json_object *args)

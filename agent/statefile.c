@@ -49,12 +49,11 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
-int statefile_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int statefile_stage(const char *path, const void *data, size_t len, mode_t mode, char *tmp)
 {
-    char tmp[PATH_MAX];
     int fd, r;
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+    if (snprintf(tmp, PATH_MAX, "%s.tmp.XXXXXX", path) >= PATH_MAX)
         return -ENAMETOOLONG;
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
@@ -66,13 +65,27 @@ int statefile_write_atomic(const char *path, const void *data, size_t len, mode_
         r = -errno;
     if (close(fd) < 0 && r == 0)
         r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}
+
+int statefile_install(const char *tmp, const char *path)
+{
+    if (rename(tmp, path) < 0) {
+        int r = -errno;
         unlink(tmp);
         return r;
     }
     return fsync_dir_of(path);
+}
+
+int statefile_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    int r = statefile_stage(path, data, len, mode, tmp);
+
+    return r < 0 ? r : statefile_install(tmp, path);
 }
 
 int statefile_remove_durable(const char *path)

@@ -18,6 +18,12 @@ typedef struct statefile_writer statefile_writer;
 typedef void (*statefile_cb)(int status, void *opaque);
 
 int statefile_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* statefile_write_atomic in two steps, for a caller that must make
+ * something else durable between them: stage writes and fsyncs the temp
+ * file (its name into tmp, PATH_MAX bytes), install renames it over path
+ * and fsyncs the directory (removing the temp file if the rename fails). */
+int statefile_stage(const char *path, const void *data, size_t len, mode_t mode, char *tmp);
+int statefile_install(const char *tmp, const char *path);
 int statefile_remove_durable(const char *path);
 /* Reads a whole file of at most max bytes, NUL-terminated. */
 int statefile_read(const char *path, size_t max, char **ret_data, size_t *ret_len);
