@@ -14,6 +14,8 @@ void cmd_pool_stop(request *r, struct json_object *args);
 void cmd_query_volumes(request *r, struct json_object *args);
 void cmd_vol_create(request *r, struct json_object *args);
 void cmd_vol_delete(request *r, struct json_object *args);
+void cmd_query_volume(request *r, struct json_object *args);
+void cmd_vol_check(request *r, struct json_object *args);
 
 /* cmd_master.c */
 void cmd_query_masters(request *r, struct json_object *args);

@@ -282,7 +282,7 @@ static void on_volume_done(void *opaque, int status, struct json_object *ret, co
     request *r = opaque;
 
     if (status < 0)
-        request_error(r, status == -EEXIST ? "Exists" : status == -EBUSY ? "InvalidState" : "GenericError",
+        request_error(r, status == -EEXIST ? "Exists" : status == -EBUSY ? "InvalidState" : status == -ENOENT ? "NotFound" : "GenericError",
                       "%s", err);
     else
         request_ok(r, ret);
@@ -426,4 +426,31 @@ void cmd_vol_delete(request *r, struct json_object *args)
     }
     if ((rc = volume_delete(a, path, on_volume_done, r)) < 0)
         request_error(r, "GenericError", "deleting %s: %s", path, strerror(-rc));
+}
+
+void cmd_query_volume(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "pool", "name", "path", "format", NULL };
+    char path[PATH_MAX];
+    img_format f;
+    int rc;
+
+    if (!args_known(r, args, allowed) || !volume_arg(r, args, path, sizeof(path)))
+        return;
+    if (arg(args, "format") && !format_arg(r, args, "format", &f))
+        return;
+    if ((rc = volume_info(request_agent(r), path, arg(args, "format") ? &f : NULL, on_volume_done, r)) < 0)
+        request_error(r, "GenericError", "%s: %s", path, strerror(-rc));
+}
+
+void cmd_vol_check(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "pool", "name", "path", NULL };
+    char path[PATH_MAX];
+    int rc;
+
+    if (!args_known(r, args, allowed) || !volume_arg(r, args, path, sizeof(path)))
+        return;
+    if ((rc = volume_check(request_agent(r), path, on_volume_done, r)) < 0)
+        request_error(r, "GenericError", "%s: %s", path, strerror(-rc));
 }

@@ -716,6 +716,8 @@ static const command commands[] = {
     { "query-volumes", false, cmd_query_volumes },
     { "vol-create", true, cmd_vol_create },
     { "vol-delete", true, cmd_vol_delete },
+    { "query-volume", false, cmd_query_volume },
+    { "vol-check", true, cmd_vol_check },
     { "query-masters", false, cmd_query_masters },
     { "master-create", true, cmd_master_create },
     { "master-delete", true, cmd_master_delete },

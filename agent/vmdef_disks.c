@@ -340,10 +340,13 @@ int vmdef_disks_finish(vm_def *d, errbuf *e)
             continue;
         if (!k->pool[0])
             snprintf(k->pool, sizeof(k->pool), "%s", DEFAULT_POOL);
-        if (!k->volume[0] && !k->cdrom &&
-            snprintf(k->volume, sizeof(k->volume), "%s.%s.%s", d->name, k->target,
-                     format_names[k->format]) >= (int)sizeof(k->volume))
-            return errbuf_fail(e, "disks[%zu].volume: the name made from the VM's is too long", i);
+        if (!k->volume[0] && !k->cdrom) {
+            char vol[VM_VOLUME_MAX + 1];
+            if (snprintf(vol, sizeof(vol), "%s.%s.%s", d->name, k->target, format_names[k->format]) >=
+                (int)sizeof(vol))
+                return errbuf_fail(e, "disks[%zu].volume: the name made from the VM's is too long", i);
+            memcpy(k->volume, vol, sizeof(vol));
+        }
     }
     return 0;
 }

@@ -196,6 +196,94 @@ int volume_create(agent *a, const volume_spec *s, volume_cb *cb, void *opaque)
     return queue(a, o, run_create);
 }
 
+/* ---- info and check ------------------------------------------------------ */
+
+static struct json_object *layer_json(const img_layer_info *l)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "path", json_object_new_string(l->path));
+    json_object_object_add(o, "format", json_object_new_string(img_format_name(l->format)));
+    json_object_object_add(o, "virtual-size", json_object_new_int64((int64_t)l->virtual_size));
+    json_object_object_add(o, "allocated", json_object_new_int64((int64_t)l->file_size));
+    if (l->format != IMG_FORMAT_QCOW2)
+        return o;
+    json_object_object_add(o, "version", json_object_new_int(l->version));
+    json_object_object_add(o, "cluster-size", json_object_new_int64(l->cluster_size));
+    json_object_object_add(o, "refcount-bits", json_object_new_int64(l->refcount_bits));
+    json_object_object_add(o, "dirty", json_object_new_boolean(l->dirty));
+    json_object_object_add(o, "corrupt", json_object_new_boolean(l->corrupt));
+    json_object_object_add(o, "lazy-refcounts", json_object_new_boolean(l->lazy_refcounts));
+    if (l->has_backing) {
+        json_object_object_add(o, "backing-file", json_object_new_string(l->backing_file));
+        json_object_object_add(o, "backing-format", json_object_new_string(img_format_name(l->backing_format)));
+    }
+    return o;
+}
+
+static void run_info(void *arg)
+{
+    volume_op *o = arg;
+    img_open_options opt = { .roots = (const char *const *)o->roots };
+    img_format f = o->create.format;
+    struct json_object *chain;
+    img_layer_info info;
+    img *i;
+
+    if ((o->status = img_open(o->path, f, &opt, &i, o->err, sizeof(o->err))) < 0)
+        return;
+    o->ret = json_object_new_object();
+    chain = json_object_new_array();
+    for (size_t k = 0; k < img_depth(i); k++)
+        if (img_layer_info_get(i, k, &info) == 0)
+            json_object_array_add(chain, layer_json(&info));
+    img_layer_info_get(i, 0, &info);
+    json_object_object_add(o->ret, "path", json_object_new_string(info.path));
+    json_object_object_add(o->ret, "format", json_object_new_string(img_format_name(f)));
+    json_object_object_add(o->ret, "virtual-size", json_object_new_int64((int64_t)info.virtual_size));
+    json_object_object_add(o->ret, "chain", chain);
+    img_close(i);
+}
+
+int volume_info(agent *a, const char *path, const img_format *format, volume_cb *cb, void *opaque)
+{
+    volume_op *o = op_new(cb, opaque);
+
+    if (!o)
+        return -ENOMEM;
+    snprintf(o->path, sizeof(o->path), "%s", path);
+    o->create.format = format ? *format : looks_qcow2(path) ? IMG_FORMAT_QCOW2 : IMG_FORMAT_RAW;
+    return queue(a, o, run_info);
+}
+
+static void run_check(void *arg)
+{
+    volume_op *o = arg;
+    img_check_result res;
+
+    if ((o->status = img_check(o->path, &res, o->err, sizeof(o->err))) < 0)
+        return;
+    o->ret = json_object_new_object();
+    json_object_object_add(o->ret, "path", json_object_new_string(o->path));
+    json_object_object_add(o->ret, "clean", json_object_new_boolean(res.leaked_clusters == 0 && res.corruptions == 0));
+    json_object_object_add(o->ret, "leaked-clusters", json_object_new_int64((int64_t)res.leaked_clusters));
+    json_object_object_add(o->ret, "corruptions", json_object_new_int64((int64_t)res.corruptions));
+    json_object_object_add(o->ret, "allocated-clusters", json_object_new_int64((int64_t)res.allocated_clusters));
+    json_object_object_add(o->ret, "fragmented-clusters", json_object_new_int64((int64_t)res.fragmented_clusters));
+    if (res.first_problem[0])
+        json_object_object_add(o->ret, "first-problem", json_object_new_string(res.first_problem));
+}
+
+int volume_check(agent *a, const char *path, volume_cb *cb, void *opaque)
+{
+    volume_op *o = op_new(cb, opaque);
+
+    if (!o)
+        return -ENOMEM;
+    snprintf(o->path, sizeof(o->path), "%s", path);
+    return queue(a, o, run_check);
+}
+
 /* ---- delete -------------------------------------------------------------- */
 
 /* An image in dir whose backing file is target, by resolved path. */

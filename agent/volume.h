@@ -31,6 +31,17 @@ typedef struct volume_spec {
 /* Creates it (refusing an existing file); ret {"path", "virtual-size"}. */
 int volume_create(agent *a, const volume_spec *s, volume_cb *cb, void *opaque);
 
+/* The image and its whole chain: {"path", "format", "virtual-size",
+ * "chain": [{"path", "format", "virtual-size", "allocated", and for qcow2
+ * "version", "cluster-size", "refcount-bits", "dirty", "corrupt",
+ * "lazy-refcounts", "backing-file", "backing-format"}...]}. format NULL:
+ * as the file's first bytes say. */
+int volume_info(agent *a, const char *path, const img_format *format, volume_cb *cb, void *opaque);
+/* img_check of a qcow2 file: {"path", "clean", "leaked-clusters",
+ * "corruptions", "allocated-clusters", "fragmented-clusters",
+ * "first-problem"}. */
+int volume_check(agent *a, const char *path, volume_cb *cb, void *opaque);
+
 /* Removes the file durably unless another image in an active pool has it
  * as its backing file (-EBUSY, naming that image). */
 int volume_delete(agent *a, const char *path, volume_cb *cb, void *opaque);

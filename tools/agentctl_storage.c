@@ -218,8 +218,9 @@ static void print_vol_create(const ctl_request *req, struct json_object *value)
     printf(" created, %s\n", size);
 }
 
-/* vol-delete POOL NAME, or vol-delete --path PATH: one or the other. */
-static int parse_vol_delete(int argc, char **argv, ctl_request *req)
+/* POOL NAME, or --path PATH: one or the other (vol-delete, vol-info,
+ * vol-check). */
+static int parse_volume_ref(int argc, char **argv, ctl_request *req)
 {
     static const ctl_flag flags[] = { { "path", "path", CTL_FLAG_STRING } };
     struct json_object *args = json_object_new_object();
@@ -241,6 +242,63 @@ static int parse_vol_delete(int argc, char **argv, ctl_request *req)
     req->vm = by_path ? ctl_member_text(args, "path") : argv[optind + 1];
     req->args = args;
     return 0;
+}
+
+static const char *const layer_flags[] = { "dirty", "corrupt", "lazy-refcounts" };
+
+static void add_layer_row(ctl_table *t, struct json_object *l)
+{
+    char virt[CTL_SIZE_TEXT_MAX], alloc[CTL_SIZE_TEXT_MAX], cluster[32] = "-", flags[64] = "";
+    struct json_object *v;
+    const char *cells[6];
+
+    ctl_member_size_text(l, "virtual-size", virt);
+    ctl_member_size_text(l, "allocated", alloc);
+    if (json_object_object_get_ex(l, "cluster-size", &v))
+        snprintf(cluster, sizeof(cluster), "%lld", (long long)json_object_get_int64(v));
+    if (json_object_object_get_ex(l, "version", &v))
+        snprintf(flags, sizeof(flags), "v%d", json_object_get_int(v));
+    for (size_t i = 0; i < sizeof(layer_flags) / sizeof(layer_flags[0]); i++)
+        if (ctl_member_true(l, layer_flags[i]))
+            snprintf(flags + strlen(flags), sizeof(flags) - strlen(flags), ",%s", layer_flags[i]);
+    cells[0] = ctl_member_text(l, "path");
+    cells[1] = ctl_member_text(l, "format");
+    cells[2] = virt;
+    cells[3] = alloc;
+    cells[4] = cluster;
+    cells[5] = flags[0] ? flags : NULL;
+    ctl_table_add(t, cells);
+}
+
+static void print_vol_info(const ctl_request *req, struct json_object *value)
+{
+    static const char *const header[] = { "CHAIN", "FORMAT", "VIRTUAL", "ALLOCATED", "CLUSTER", "FLAGS" };
+    struct json_object *chain = NULL;
+
+    json_object_object_get_ex(value, "chain", &chain);
+    ctl_print_rows(header, 6, chain, add_layer_row);
+}
+
+static void print_vol_check(const ctl_request *req, struct json_object *value)
+{
+    struct json_object *v;
+    long long leaks = 0, bad = 0;
+    const char *first = ctl_member_text(value, "first-problem");
+
+    if (json_object_object_get_ex(value, "leaked-clusters", &v))
+        leaks = json_object_get_int64(v);
+    if (json_object_object_get_ex(value, "corruptions", &v))
+        bad = json_object_get_int64(v);
+    ctl_put_safe(stdout, req->vm, 0);
+    if (leaks == 0 && bad == 0)
+        printf(": no errors\n");
+    else
+        printf(": %lld leaked clusters (harmless, reclaimable), %lld corruptions\n", leaks, bad);
+    if (first) {
+        printf("first: ");
+        ctl_put_safe(stdout, first, 0);
+        printf("\n");
+    }
 }
 
 static const ctl_verb storage_verbs[] = {
@@ -283,7 +341,15 @@ static const ctl_verb storage_verbs[] = {
     { "vol-delete", "vol-delete", "deleted", "POOL NAME\n--path PATH",
       "Deletes a volume, named by pool and file name or by its path; refused while it\n"
       "is a disk of a defined VM or of a master, or the backing file of another image.\n",
-      parse_vol_delete, ctl_print_done },
+      parse_volume_ref, ctl_print_done },
+    { "vol-info", "query-volume", NULL, "POOL NAME\n--path PATH",
+      "Shows an image and its whole backing chain: path, format, sizes, cluster size,\n"
+      "version and flags of each layer.\n",
+      parse_volume_ref, print_vol_info },
+    { "vol-check", "vol-check", NULL, "POOL NAME\n--path PATH",
+      "Checks a qcow2 image's refcounts against its references (as qemu-img check):\n"
+      "leaks are harmless, corruptions are not.\n",
+      parse_volume_ref, print_vol_check },
 };
 
 const ctl_verb *ctl_storage_verbs(size_t *ret_n)

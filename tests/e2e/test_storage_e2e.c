@@ -338,6 +338,20 @@ static void volumes_are_created_listed_and_deleted_with_their_users_checked(void
     assert_image_clean(ov);
     backing_of(ov, b, sizeof(b));
     assert_string_equal(b, "data1.qcow2");
+    {
+        json_object *info = call_ok(x, "query-volume", "{\"pool\": \"default\", \"name\": \"ov.qcow2\"}");
+        json_object *chain = member(agent_return(info), "chain");
+        assert_int_equal(json_object_array_length(chain), 2);
+        assert_string_equal(json_object_get_string(member(json_object_array_get_idx(chain, 0), "backing-file")),
+                            "data1.qcow2");
+        assert_int_equal(json_object_get_int64(member(json_object_array_get_idx(chain, 1), "virtual-size")),
+                         1073741824);
+        json_object_put(info);
+        info = call_ok(x, "vol-check", "{\"pool\": \"default\", \"name\": \"ov.qcow2\"}");
+        assert_true(json_object_get_boolean(member(agent_return(info), "clean")));
+        json_object_put(info);
+        call_fails(x, "query-volume", "{\"pool\": \"default\", \"name\": \"nope.qcow2\"}", "NotFound", NULL);
+    }
 
     define(x, bare_def("v1", "\"disks\": [{\"pool\": \"default\", \"volume\": \"data1.qcow2\"}]"));
     json_object *reply = call_ok(x, "query-volumes", "{\"pool\": \"default\"}"), *arr = agent_return(reply);

@@ -193,6 +193,16 @@ static const canned replies[] = {
     { "vol-create", "{\"path\": \"/var/lib/agentd/images/data1.qcow2\", \"virtual-size\": 21474836480}",
       false, NULL },
     { "vol-delete", "{}", false, NULL },
+    { "query-volume",
+      "{\"path\": \"/i/vm1.sda.qcow2\", \"format\": \"qcow2\", \"virtual-size\": 4294967296, \"chain\": ["
+      "{\"path\": \"/i/vm1.sda.qcow2\", \"format\": \"qcow2\", \"virtual-size\": 4294967296,"
+      " \"allocated\": 16384, \"version\": 3, \"cluster-size\": 65536, \"dirty\": true, \"corrupt\": false,"
+      " \"lazy-refcounts\": false, \"backing-file\": \"m.qcow2\", \"backing-format\": \"qcow2\"},"
+      "{\"path\": \"/i/base.raw\", \"format\": \"raw\", \"virtual-size\": 4294967296, \"allocated\": 4096}]}",
+      false, NULL },
+    { "vol-check",
+      "{\"path\": \"/i/vm1.sda.qcow2\", \"clean\": false, \"leaked-clusters\": 2, \"corruptions\": 0,"
+      " \"first-problem\": \"cluster 5 is leaked\"}", false, NULL },
     { "master-create",
       "{\"name\": \"rhel9\", \"os\": \"rhels9\", \"arch\": \"x86_64\", \"profile\": \"compute\","
       " \"storage\": \"dir:///var/lib/agentd/images\", \"nics\": \"\", \"created\": \"2026-11-22T05:00:00Z\","
@@ -1459,6 +1469,9 @@ static const request_case request_cases[] = {
       " \"size\": \"40G\"}", 0 },
     { { "vol-delete", "default", "data1.qcow2" }, "vol-delete",
       "{\"pool\": \"default\", \"name\": \"data1.qcow2\"}", 0 },
+    { { "vol-info", "default", "vm1.sda.qcow2" }, "query-volume",
+      "{\"pool\": \"default\", \"name\": \"vm1.sda.qcow2\"}", 0 },
+    { { "vol-check", "--path", "/i/vm1.sda.qcow2" }, "vol-check", "{\"path\": \"/i/vm1.sda.qcow2\"}", 0 },
     { { "vol-delete", "--path", "/var/lib/agentd/images/data1.qcow2" }, "vol-delete",
       "{\"path\": \"/var/lib/agentd/images/data1.qcow2\"}", 0 },
     { { "master-create", "vm1", "rhel9" }, "master-create",
@@ -1576,6 +1589,12 @@ static const char *const one_line_outputs[][2][8] = {
     { { "vol-delete", "--path", "/var/lib/agentd/images/data1.qcow2" },
       { "/var/lib/agentd/images/data1.qcow2 deleted\n" } },
     { { "master-delete", "rhel9" }, { "master rhel9 deleted\n" } },
+    { { "vol-check", "default", "vm1.sda.qcow2" },
+      { "vm1.sda.qcow2: 2 leaked clusters (harmless, reclaimable), 0 corruptions\nfirst: cluster 5 is leaked\n" } },
+    { { "vol-info", "default", "vm1.sda.qcow2" },
+      { "CHAIN             FORMAT  VIRTUAL  ALLOCATED  CLUSTER  FLAGS\n"
+        "/i/vm1.sda.qcow2  qcow2   4G       16K        65536    v3,dirty\n"
+        "/i/base.raw       raw     4G       4K         -        -\n" } },
     { { "cancel", "vm2" }, { "vm2 job cancel requested\n" } },
     { { "undefine", "vm1" }, { "vm1 undefined\n" } },
 };
