@@ -127,41 +127,41 @@ static json_object *member(json_object *o, const char *key)
     return v;
 }
 
-/* The guest's md5 of its first disk, through its serial socket. */
-static void guest_disk_md5(t *x, const char *vm, char *out, size_t len)
+/* One query of the guest's serial protocol (docs/testing.md), through the
+ * VM's serial socket; fails the test when the guest answers with an error. */
+static void guest_ask(t *x, const char *vm, const char *cmd, char *out, size_t len)
 {
-    char *a = name_arg(vm), sock[512], cmd[64];
+    char *a = name_arg(vm), sock[512];
     json_object *reply = call_ok(x, "query-vm", a);
     struct guest g;
+    int r;
 
     free(a);
     snprintf(sock, sizeof(sock), "%s",
              json_object_get_string(member(member(agent_return(reply), "runtime"), "serial-socket")));
     json_object_put(reply);
     assert_int_equal(guest_attach(&g, sock), 0);
-    snprintf(cmd, sizeof(cmd), "sum vda 0 %d", DATA_MB << 20);
-    int r = guest_query(&g, cmd, QUERY_MS, out, len);
+    r = guest_query(&g, cmd, QUERY_MS, out, len);
     guest_kill(&g);
     if (r < 0)
-        fail_msg("guest %s: sum: %d (%s)", vm, r, out);
+        fail_msg("guest %s: %s: %d (%s)", vm, cmd, r, out);
+}
+
+/* The guest's md5 of its first disk. */
+static void guest_disk_md5(t *x, const char *vm, char *out, size_t len)
+{
+    char cmd[64];
+
+    snprintf(cmd, sizeof(cmd), "sum vda 0 %d", DATA_MB << 20);
+    guest_ask(x, vm, cmd, out, len);
 }
 
 static void guest_run(t *x, const char *vm, const char *command)
 {
-    char *a = name_arg(vm), sock[512], cmd[512], out[1024];
-    json_object *reply = call_ok(x, "query-vm", a);
-    struct guest g;
+    char cmd[512], out[1024];
 
-    free(a);
-    snprintf(sock, sizeof(sock), "%s",
-             json_object_get_string(member(member(agent_return(reply), "runtime"), "serial-socket")));
-    json_object_put(reply);
-    assert_int_equal(guest_attach(&g, sock), 0);
     snprintf(cmd, sizeof(cmd), "run %s", command);
-    int r = guest_query(&g, cmd, QUERY_MS, out, sizeof(out));
-    guest_kill(&g);
-    if (r < 0)
-        fail_msg("guest %s: %s: %d (%s)", vm, command, r, out);
+    guest_ask(x, vm, cmd, out, sizeof(out));
 }
 
 static void boot(t *x, const char *vm)
