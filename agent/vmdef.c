@@ -738,6 +738,7 @@ static const struct field {
     {"on-crash", parse_on_crash},
     {"labels", parse_labels},
     {"disks", vmdef_disks_parse},
+    {"nics", vmdef_nics_parse},
 };
 
 static const struct field *find_field(const char *name)
@@ -906,7 +907,7 @@ static int validate(const vm_def *d, errbuf *e)
         (r = validate_memory(d, e)) < 0 || (r = validate_machine(d, e)) < 0 ||
         (r = validate_boot(d, e)) < 0 || (r = validate_direct_boot(d, e)) < 0 ||
         (r = validate_misc(d, e)) < 0 || (r = validate_labels(d, e)) < 0 ||
-        (r = vmdef_disks_validate(d, e)) < 0)
+        (r = vmdef_disks_validate(d, e)) < 0 || (r = vmdef_nics_validate(d, e)) < 0)
         return r;
     return 0;
 }
@@ -956,7 +957,7 @@ static int parse_definition(struct json_object *obj, vm_def *d, errbuf *e)
     r = fill_uuid(obj, d, e);
     if (r < 0)
         return r;
-    if ((r = vmdef_disks_finish(d, e)) < 0)
+    if ((r = vmdef_disks_finish(d, e)) < 0 || (r = vmdef_nics_finish(d, e)) < 0)
         return r;
     /* Stored explicitly so the canonical form states the real limit. */
     if (d->max_vcpus == 0)
@@ -1084,7 +1085,8 @@ static int add_runtime(struct json_object *o, const vm_def *d)
     if ((d->serial_speed != 0 && add(o, "serial", serial_to_json(d)) < 0) ||
         add(o, "autostart", json_object_new_boolean(d->autostart)) < 0 ||
         add_str(o, "on-crash", vm_on_crash_name(d->on_crash)) < 0 ||
-        add(o, "disks", vmdef_disks_to_json(d)) < 0 || add(o, "labels", labels_to_json(d)) < 0)
+        add(o, "disks", vmdef_disks_to_json(d)) < 0 || add(o, "nics", vmdef_nics_to_json(d)) < 0 ||
+        add(o, "labels", labels_to_json(d)) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -1158,7 +1160,9 @@ static const char *restart_difference(const vm_def *a, const vm_def *b)
         return "uuid";
     if ((field = hardware_difference(a, b)) || (field = boot_difference(a, b)))
         return field;
-    return vmdef_disks_equal(a, b) ? NULL : "disks";
+    if (!vmdef_disks_equal(a, b))
+        return "disks";
+    return vmdef_nics_equal(a, b) ? NULL : "nics";
 }
 
 bool vmdef_needs_restart(const vm_def *a, const vm_def *b, const char **ret_field)

@@ -88,6 +88,31 @@ const char *vm_disk_bus_name(vm_disk_bus b);
 const char *vm_disk_cache_name(vm_disk_cache c);
 const char *vm_disk_io_name(vm_disk_io i);
 
+#define VM_NICS_MAX 16
+#define VM_TRUNKS_MAX 64
+#define VM_IFNAME_MAX 15
+
+typedef enum vm_nic_model {
+    VM_NIC_VIRTIO,           /* "virtio": virtio-net-pci, vhost-net when the host has it */
+    VM_NIC_E1000,
+    VM_NIC_RTL8139,
+} vm_nic_model;
+
+/* One NIC: a tap on a host bridge. */
+typedef struct vm_nic {
+    char bridge[VM_IFNAME_MAX + 1];
+    vm_nic_model model;
+    uint8_t mac[6];                   /* generated once when defined, then kept */
+    uint16_t vlan;                    /* 0: none; else the port's untagged pvid */
+    uint16_t trunks[VM_TRUNKS_MAX];   /* tagged VLANs */
+    size_t ntrunks;
+    unsigned queues;                  /* virtio multi-queue; 1 by default */
+    int boot_index;                   /* -1: none (network boot when set) */
+    char guest_name[VM_IFNAME_MAX + 1];   /* RHEV's ifname, for the management node */
+} vm_nic;
+
+const char *vm_nic_model_name(vm_nic_model m);
+
 typedef struct vm_label {
     char *key;
     char *value;
@@ -111,6 +136,8 @@ typedef struct vm_def {
     vm_on_crash on_crash;
     vm_disk disks[VM_DISKS_MAX];
     size_t ndisks;
+    vm_nic nics[VM_NICS_MAX];
+    size_t nnics;
     vm_label labels[VM_LABELS_MAX];
     size_t nlabels;
 } vm_def;

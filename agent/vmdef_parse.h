@@ -40,4 +40,12 @@ bool vmdef_disks_equal(const vm_def *a, const vm_def *b);
 int vmdef_disks_copy(const vm_def *src, vm_def *d);
 void vmdef_disks_free(vm_def *d);
 
+/* vmdef_nics.c: the "nics" member; finish generates missing MACs. Boot
+ * indexes are unique across disks and NICs (validate checks both). */
+int vmdef_nics_parse(struct json_object *v, vm_def *d, errbuf *e);
+int vmdef_nics_finish(vm_def *d, errbuf *e);
+int vmdef_nics_validate(const vm_def *d, errbuf *e);
+struct json_object *vmdef_nics_to_json(const vm_def *d);
+bool vmdef_nics_equal(const vm_def *a, const vm_def *b);
+
 #endif

@@ -328,6 +328,24 @@ static const struct bad_case {
     {WITH("\"disks\":[\"nfs1:1G:vmdk\"]"), "disks[0].format"},
     {WITH("\"disks\":[\"a b:1G\"]"), "disks[0].pool"},
     {WITH("\"disks\":[\"lots\"]"), "disks[0].size"},
+    {WITH("\"nics\":5"), "nics"},
+    {WITH("\"nics\":[{\"model\":\"virtio\"}]"), "nics[0].bridge"},
+    {WITH("\"nics\":[{\"bridge\":\"a-bridge-name-too-long\"}]"), "nics[0].bridge"},
+    {WITH("\"nics\":[{\"bridge\":\"br/0\"}]"), "nics[0].bridge"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"model\":\"ne2k\"}]"), "nics[0].model"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"mac\":\"52:54:00:zz:00:01\"}]"), "nics[0].mac"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"mac\":\"01:00:5e:00:00:01\"}]"), "nics[0].mac"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"vlan\":0}]"), "nics[0].vlan"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"vlan\":4095}]"), "nics[0].vlan"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"trunks\":[10,5000]}]"), "nics[0].trunks"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"queues\":4,\"model\":\"e1000\"}]"), "nics[0].queues"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"colour\":1}]"), "nics[0].colour"},
+    {WITH("\"nics\":[{\"bridge\":\"br0\",\"mac\":\"52:54:00:00:00:01\"},"
+          "{\"bridge\":\"br1\",\"mac\":\"52:54:00:00:00:01\"}]"), "nics[1].mac"},
+    {WITH("\"disks\":[{\"size\":\"1G\",\"boot-index\":0}],\"nics\":[{\"bridge\":\"br0\",\"boot-index\":0}]"),
+     "nics[0].boot-index"},
+    {WITH("\"nics\":\"rhevm:eth0:maybe\""), "nics[0]"},
+    {WITH("\"nics\":\"br0,b r1\""), "nics[1].bridge"},
     {WITH("\"machine\":\"q35,accel=xen\""), "machine"},
     {WITH("\"machine\":\"\""), "machine"},
     {WITH("\"cpu-model\":\"host,+vmx\""), "cpu-model"},
@@ -493,6 +511,47 @@ static void disks_are_completed_as_xcat_names_them_and_round_trip(void **state)
     vmdef_free(&d);
 }
 
+/* xCAT's vmnics, RHEV's network:ifname:installnic, and objects: MACs are
+ * made once and kept through the canonical form. */
+static void nics_are_read_in_every_form_and_keep_their_macs(void **state)
+{
+    char *text;
+    vm_def d, again;
+
+    parse_ok(WITH("\"nics\":\"br0,br1\""), &d);
+    assert_int_equal(d.nnics, 2);
+    assert_string_equal(d.nics[1].bridge, "br1");
+    assert_int_equal(d.nics[0].model, VM_NIC_VIRTIO);
+    assert_true(d.nics[0].mac[0] == 0x52 && d.nics[0].mac[1] == 0x54 && d.nics[0].mac[2] == 0x00);
+    assert_memory_not_equal(d.nics[0].mac, d.nics[1].mac, 6);
+    text = to_text(&d);
+    parse_ok(text, &again);
+    assert_memory_equal(again.nics[1].mac, d.nics[1].mac, 6);
+    free(text);
+    vmdef_free(&again);
+    vmdef_free(&d);
+
+    parse_ok(WITH("\"nics\":\"rhevm:eth0:yes|blue:eth1:no\""), &d);
+    assert_int_equal(d.nnics, 2);
+    assert_string_equal(d.nics[0].bridge, "rhevm");
+    assert_string_equal(d.nics[0].guest_name, "eth0");
+    assert_int_equal(d.nics[0].boot_index, 0);
+    assert_int_equal(d.nics[1].boot_index, -1);
+    vmdef_free(&d);
+
+    parse_ok(WITH("\"nics\":[{\"bridge\":\"br0\",\"model\":\"e1000\",\"mac\":\"52:54:00:AA:bb:01\","
+                  "\"vlan\":100,\"trunks\":[200,300]},{\"bridge\":\"br1\",\"queues\":4}]"),
+             &d);
+    assert_int_equal(d.nics[0].model, VM_NIC_E1000);
+    assert_int_equal(d.nics[0].mac[3], 0xaa);
+    assert_int_equal(d.nics[0].vlan, 100);
+    assert_int_equal(d.nics[0].ntrunks, 2);
+    assert_int_equal(d.nics[0].trunks[1], 300);
+    assert_int_equal(d.nics[1].queues, 4);
+    assert_round_trips(&d);
+    vmdef_free(&d);
+}
+
 static void a_change_of_disks_needs_a_restart(void **state)
 {
     const char *field = NULL;
@@ -568,7 +627,7 @@ static void canonical_form_makes_every_default_explicit(void **state)
     assert_string_equal(text,
                         "{\"name\":\"vm1\",\"uuid\":\"" UUID "\",\"vcpus\":1,\"max-vcpus\":1,"
                         "\"memory\":512,\"max-memory\":0,\"machine\":\"q35\",\"cpu-model\":\"\","
-                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"labels\":{}}");
+                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"nics\":[],\"labels\":{}}");
     free(text);
     vmdef_free(&d);
 }
@@ -593,7 +652,7 @@ static void canonical_form_of_a_full_definition_round_trips(void **state)
                         "\"cpu-model\":\"Skylake-Server\",\"accel\":\"kvm\","
                         "\"boot\":[\"disk\",\"network\"],\"kernel\":\"/b/k\",\"initrd\":\"/b/i\","
                         "\"cmdline\":\"console=ttyS0\",\"serial\":{\"speed\":115200},"
-                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],"
+                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],\"nics\":[],"
                         "\"labels\":{\"hostname\":\"node1\"}}");
     assert_round_trips(&d);
     free(text);
@@ -786,6 +845,7 @@ int main(void)
         cmocka_unit_test(each_bad_value_is_refused_naming_its_field),
         cmocka_unit_test(disks_are_completed_as_xcat_names_them_and_round_trip),
         cmocka_unit_test(a_change_of_disks_needs_a_restart),
+        cmocka_unit_test(nics_are_read_in_every_form_and_keep_their_macs),
         cmocka_unit_test(each_field_of_the_wrong_type_is_refused_naming_it),
         cmocka_unit_test(too_many_labels_are_refused),
         cmocka_unit_test(label_value_longer_than_1024_is_refused),
