@@ -69,6 +69,19 @@ static int set_accel(agent_config *c, const char *v, char *err, size_t errlen)
     return 0;
 }
 
+static int set_create_bridges(agent_config *c, const char *v, char *err, size_t errlen)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+        c->create_bridges = true;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+        c->create_bridges = false;
+    else {
+        snprintf(err, errlen, "create-bridges: must be yes or no, not '%s'", v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int set_log_level(agent_config *c, const char *v, char *err, size_t errlen)
 {
     if (log_parse_level(v, &c->log_level) < 0) {
@@ -108,6 +121,7 @@ static const struct {
     { "log-file", set_log_file },
     { "accel", set_accel },
     { "log-level", set_log_level },
+    { "create-bridges", set_create_bridges },
     { "qmp-timeout-ms", set_qmp_timeout },
     { "start-timeout-ms", set_start_timeout },
     { "stop-timeout-ms", set_stop_timeout },

@@ -34,6 +34,7 @@ typedef struct agent_config {
     agent_accel accel;
     log_level log_level;
     bool foreground;
+    bool create_bridges;   /* a NIC's missing bridge is made (no VLAN filtering unless a NIC needs it) */
     uint32_t qmp_timeout_ms;       /* each QMP command */
     uint32_t start_timeout_ms;     /* QEMU launched to QMP ready */
     uint32_t stop_timeout_ms;      /* each step of destroy: quit, SIGTERM, SIGKILL */

@@ -59,28 +59,67 @@ static int spawn_attrs(posix_spawnattr_t *at)
     return 0;
 }
 
-int proc_spawn(char *const argv[], const char *log_path, int pass_fd, pid_t *ret_pid)
+static void close_all(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* The extra fds go to fixed numbers from PROC_PASSED_FD + 1; copies above
+ * all of those numbers first, so that no dup2 in the child overwrites a
+ * source another one still needs. */
+static int add_extra_fds(posix_spawn_file_actions_t *fa, const int *extra, size_t n, int *copies)
+{
+    int base = PROC_PASSED_FD + 1 + (int)n, r;
+
+    for (size_t i = 0; i < n; i++)
+        copies[i] = -1;
+    for (size_t i = 0; i < n; i++) {
+        if ((copies[i] = fcntl(extra[i], F_DUPFD_CLOEXEC, base)) < 0)
+            return -errno;
+        if ((r = posix_spawn_file_actions_adddup2(fa, copies[i], PROC_PASSED_FD + 1 + (int)i)))
+            return -r;
+    }
+    return 0;
+}
+
+int proc_spawn_fds(char *const argv[], const char *log_path, int pass_fd, const int *extra, size_t nextra,
+                   pid_t *ret_pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
+    int copies[PROC_EXTRA_FDS_MAX];
     pid_t pid;
     int r;
 
-    if (pass_fd == PROC_PASSED_FD)
+    if (pass_fd == PROC_PASSED_FD || nextra > PROC_EXTRA_FDS_MAX)
         return -EINVAL;
     if ((r = spawn_file_actions(&fa, log_path, pass_fd)) < 0)
         return r;
+    if ((r = add_extra_fds(&fa, extra, nextra, copies)) < 0) {
+        close_all(copies, nextra);
+        posix_spawn_file_actions_destroy(&fa);
+        return r;
+    }
     if ((r = spawn_attrs(&at)) < 0) {
+        close_all(copies, nextra);
         posix_spawn_file_actions_destroy(&fa);
         return r;
     }
     r = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+    close_all(copies, nextra);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (r)
         return -r;
     *ret_pid = pid;
     return 0;
+}
+
+int proc_spawn(char *const argv[], const char *log_path, int pass_fd, pid_t *ret_pid)
+{
+    return proc_spawn_fds(argv, log_path, pass_fd, NULL, 0, ret_pid);
 }
 
 int proc_pidfd_open(pid_t pid, int *ret_fd)

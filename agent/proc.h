@@ -18,6 +18,11 @@
 int proc_spawn(char *const argv[], const char *log_path, int pass_fd, pid_t *ret_pid);
 /* The fd number a passed descriptor gets in the child. */
 #define PROC_PASSED_FD 3
+/* proc_spawn, and extra[i] becomes fd PROC_PASSED_FD + 1 + i in the child
+ * (taps and vhost-net for QEMU's netdevs). */
+#define PROC_EXTRA_FDS_MAX 256
+int proc_spawn_fds(char *const argv[], const char *log_path, int pass_fd, const int *extra, size_t nextra,
+                   pid_t *ret_pid);
 int proc_pidfd_open(pid_t pid, int *ret_fd);
 /* Signals through the pidfd, so a recycled PID can never receive it. */
 int proc_pidfd_signal(int pidfd, int sig);

@@ -8,6 +8,7 @@
 #include "qemu_argv.h"
 #include "qemu_argv_buf.h"
 #include "qemu_disks.h"
+#include "qemu_nics.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -70,7 +71,8 @@ static int check_inputs(const vm_def *def, const qemu_host *host, const qemu_pat
     if (!def || !host || !paths)
         return errbuf_fail(e, "qemu_argv_build: missing argument");
     if ((r = vmdef_validate(def, e->buf, e->len)) < 0 || (r = check_host(host, e)) < 0 ||
-        (r = check_paths(paths, e)) < 0 || (r = qemu_disks_check(def, paths, e)) < 0)
+        (r = check_paths(paths, e)) < 0 || (r = qemu_disks_check(def, paths, e)) < 0 ||
+        (r = qemu_nics_check(def, paths, e)) < 0)
         return r;
     return 0;
 }
@@ -270,6 +272,7 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push_isolation(&b, host);
     push_boot(&b, def);
     qemu_push_disks(&b, def, paths);
+    qemu_push_nics(&b, def, paths);
     push_run_as(&b, host);
     argv_push(&b, "-msg");
     argv_push(&b, "timestamp=on");

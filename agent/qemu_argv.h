@@ -30,6 +30,17 @@ typedef struct qemu_disk_chain {
     qemu_disk_node nodes[QEMU_CHAIN_MAX];
 } qemu_disk_chain;
 
+#define QEMU_NIC_QUEUES_MAX 16
+
+/* The fds (numbers in QEMU's process) of a NIC's tap queues, and of
+ * vhost-net for each queue (nvhost 0: no vhost). */
+typedef struct qemu_nic_fds {
+    int tap[QEMU_NIC_QUEUES_MAX];
+    unsigned ntap;
+    int vhost[QEMU_NIC_QUEUES_MAX];
+    unsigned nvhost;
+} qemu_nic_fds;
+
 typedef struct qemu_paths {
     const char *qmp_socket;   /* QEMU listens here for the agent's QMP client */
     /* When > 2: a socket already listening on qmp_socket that QEMU inherits
@@ -41,6 +52,8 @@ typedef struct qemu_paths {
     const char *pidfile;
     const qemu_disk_chain *disks;   /* one per disk of the definition */
     size_t ndisks;
+    const qemu_nic_fds *nics;       /* one per NIC of the definition */
+    size_t nnics;
 } qemu_paths;
 
 /* Builds a NULL-terminated argv; free it with qemu_argv_free(). -EINVAL with a

@@ -2,6 +2,7 @@
  * and events, the runtime record, exit handling and on-crash, adoption. */
 #include "vm_internal.h"
 #include "vm_disks.h"
+#include "vm_nics.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -397,6 +398,8 @@ typedef struct spawn_work {
     vm_def def;
     qemu_host host;
     vm_disk_files *files;
+    vm_nic_fds *nics;
+    bool create_bridges;
     char **argv;
     int qmp_fd;
     pid_t pid;
@@ -413,12 +416,16 @@ static void run_spawn(uv_work_t *req)
     vm *v = w->v;
     qemu_paths paths = { .qmp_socket = v->qmp_path, .qmp_fd = PROC_PASSED_FD,
                          .serial_socket = v->serial_path, .console_log = v->console_log,
-                         .pidfile = v->pidfile, .disks = w->files->chains, .ndisks = w->files->ndisks };
+                         .pidfile = v->pidfile, .disks = w->files->chains, .ndisks = w->files->ndisks,
+                         .nics = w->nics->child, .nnics = w->def.nnics };
 
     if ((w->status = vm_disks_open(&w->def, w->files, w->err, sizeof(w->err))) < 0 ||
+        (w->status = vm_nics_open(&w->def, w->create_bridges, PROC_PASSED_FD + 1, w->nics, w->err,
+                                  sizeof(w->err))) < 0 ||
         (w->status = qemu_argv_build(&w->def, &w->host, &paths, &w->argv, w->err, sizeof(w->err))) < 0)
         return;
-    if ((w->status = proc_spawn(w->argv, v->qemu_log, w->qmp_fd, &w->pid)) < 0)
+    if ((w->status = proc_spawn_fds(w->argv, v->qemu_log, w->qmp_fd, w->nics->extra, w->nics->nextra,
+                                    &w->pid)) < 0)
         snprintf(w->err, sizeof(w->err), "launching %s: %s", w->host.binary, strerror(-w->status));
 }
 
@@ -443,6 +450,10 @@ static void spawn_work_free(spawn_work *w)
         close(w->qmp_fd);
     qemu_argv_free(w->argv);
     vm_disk_files_free(w->files);
+    /* QEMU holds the taps now (or never will): the agent's copies go. */
+    if (w->nics)
+        vm_nics_close(w->nics);
+    free(w->nics);
     vmdef_free(&w->def);
     free(w);
 }
@@ -488,16 +499,20 @@ static spawn_work *spawn_work_new(vm *v, char *err, size_t errlen)
 {
     spawn_work *w = calloc(1, sizeof(*w));
 
-    if (!w || !(w->files = calloc(1, sizeof(*w->files)))) {
+    if (!w || !(w->files = calloc(1, sizeof(*w->files))) || !(w->nics = calloc(1, sizeof(*w->nics)))) {
+        if (w)
+            free(w->files);
         free(w);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     w->v = v;
     w->qmp_fd = -1;
+    w->create_bridges = v->agent->cfg.create_bridges;
     agent_qemu_host(v->agent, &w->host);
     if (vmdef_copy(&v->def, &w->def) < 0) {
         free(w->files);
+        free(w->nics);
         free(w);
         snprintf(err, errlen, "out of memory");
         return NULL;

@@ -120,33 +120,6 @@ static void make_data(const char *raw, char *md5, size_t len)
     sh_out(md5, len, "md5sum '%s' | cut -d' ' -f1", raw);
 }
 
-static json_object *member(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    json_object_object_get_ex(o, key, &v);
-    return v;
-}
-
-/* One query of the guest's serial protocol (docs/testing.md), through the
- * VM's serial socket; fails the test when the guest answers with an error. */
-static void guest_ask(t *x, const char *vm, const char *cmd, char *out, size_t len)
-{
-    char *a = name_arg(vm), sock[512];
-    json_object *reply = call_ok(x, "query-vm", a);
-    struct guest g;
-    int r;
-
-    free(a);
-    snprintf(sock, sizeof(sock), "%s",
-             json_object_get_string(member(member(agent_return(reply), "runtime"), "serial-socket")));
-    json_object_put(reply);
-    assert_int_equal(guest_attach(&g, sock), 0);
-    r = guest_query(&g, cmd, QUERY_MS, out, len);
-    guest_kill(&g);
-    if (r < 0)
-        fail_msg("guest %s: %s: %d (%s)", vm, cmd, r, out);
-}
-
 /* The guest's md5 of its first disk. */
 static void guest_disk_md5(t *x, const char *vm, char *out, size_t len)
 {

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "tests/support/guest.h"
+
 const char *guest_dir(void)
 {
     const char *d = getenv("AGENTD_GUEST_DIR");
@@ -138,5 +140,34 @@ void wait_state(t *x, const char *vm, const char *state, int ms)
 {
     if (agent_wait_state(&x->conn, vm, state, ms, NULL) < 0)
         fail_msg("%s never reached state %s (now %s)", vm, state, query(x, vm).state);
+}
+
+
+/* One query of the guest's serial protocol (docs/testing.md), through the
+ * VM's serial socket; fails the test when the guest answers with an error. */
+struct json_object *member(struct json_object *o, const char *key)
+{
+    struct json_object *v = NULL;
+
+    json_object_object_get_ex(o, key, &v);
+    return v;
+}
+
+void guest_ask(t *x, const char *vm, const char *cmd, char *out, size_t len)
+{
+    char *a = name_arg(vm), sock[512];
+    json_object *reply = call_ok(x, "query-vm", a);
+    struct guest g;
+    int r;
+
+    free(a);
+    snprintf(sock, sizeof(sock), "%s",
+             json_object_get_string(member(member(agent_return(reply), "runtime"), "serial-socket")));
+    json_object_put(reply);
+    assert_int_equal(guest_attach(&g, sock), 0);
+    r = guest_query(&g, cmd, GUEST_QUERY_MS, out, len);
+    guest_kill(&g);
+    if (r < 0)
+        fail_msg("guest %s: %s: %d (%s)", vm, cmd, r, out);
 }
 

@@ -4,6 +4,8 @@
 #ifndef AGENTD_TESTS_AGENT_E2E_H
 #define AGENTD_TESTS_AGENT_E2E_H
 
+#include <stddef.h>
+
 #include "tests/support/agent_harness.h"
 
 struct json_object;
@@ -47,5 +49,12 @@ char *name_arg(const char *name);
 void vm_cmd(t *x, const char *cmd, const char *name);
 vm_info query(t *x, const char *name);
 void wait_state(t *x, const char *vm, const char *state, int ms);
+
+/* o's member key, or NULL. */
+struct json_object *member(struct json_object *o, const char *key);
+/* One query of the test guest's serial protocol (docs/testing.md) through
+ * the VM's serial socket; the test fails when the guest answers an error. */
+#define GUEST_QUERY_MS 120000
+void guest_ask(t *x, const char *vm, const char *cmd, char *out, size_t len);
 
 #endif

@@ -310,6 +310,42 @@ static void disks_get_a_blockdev_per_chain_node_and_a_device_each(void **state)
     vmdef_free(&d);
 }
 
+/* Taps come as fds the agent made: one per queue, vhost for each when
+ * there is; e1000 and rtl8139 take the same netdev. */
+static void nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac(void **state)
+{
+    static const qemu_nic_fds fds[] = {
+        { .tap = { 4 }, .ntap = 1, .vhost = { 5 }, .nvhost = 1 },
+        { .tap = { 6, 7 }, .ntap = 2 },
+        { .tap = { 8 }, .ntap = 1 },
+    };
+    qemu_paths paths = default_paths;
+    char **argv = NULL, err[VM_ERR_MAX] = "", *got;
+    vm_def d;
+
+    parse_def(DEF(",\"nics\":[{\"bridge\":\"br0\",\"mac\":\"52:54:00:00:00:01\",\"boot-index\":0},"
+                  "{\"bridge\":\"br1\",\"mac\":\"52:54:00:00:00:02\",\"queues\":2},"
+                  "{\"bridge\":\"br0\",\"mac\":\"52:54:00:00:00:03\",\"model\":\"e1000\"}]"),
+              &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "paths.nics"));
+    paths.nics = fds;
+    paths.nnics = 3;
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
+    got = join(argv);
+    assert_non_null(strstr(got,
+        "-netdev\ntap,id=net0,fd=4,vhost=on,vhostfd=5\n"
+        "-device\nvirtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,id=nic0,bootindex=0\n"
+        "-netdev\ntap,id=net1,fds=6:7\n"
+        "-device\nvirtio-net-pci,netdev=net1,mac=52:54:00:00:00:02,id=nic1,mq=on,vectors=6\n"
+        "-netdev\ntap,id=net2,fd=8\n"
+        "-device\ne1000,netdev=net2,mac=52:54:00:00:00:03,id=nic2\n"));
+    assert_null(strstr(got, "/dev/net/tun"));
+    free(got);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
 static void disks_without_chains_or_ports_are_refused(void **state)
 {
     static const qemu_disk_chain unopened[] = { { 0, { { NULL, NULL, false } } } };
@@ -472,6 +508,7 @@ int main(void)
         cmocka_unit_test(an_inherited_qmp_socket_is_named_by_its_fd),
         cmocka_unit_test(disks_get_a_blockdev_per_chain_node_and_a_device_each),
         cmocka_unit_test(disks_without_chains_or_ports_are_refused),
+        cmocka_unit_test(nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac),
         cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
         cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),
         cmocka_unit_test(a_kernel_path_with_a_newline_is_refused_naming_kernel),
