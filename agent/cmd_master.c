@@ -93,6 +93,17 @@ static const char *error_class(int status)
 
 /* ---- definitions derived from others ----------------------------------------- */
 
+/* A derived VM's NICs get MACs of their own. */
+static void drop_macs(struct json_object *o)
+{
+    struct json_object *nics;
+
+    if (!json_object_object_get_ex(o, "nics", &nics))
+        return;
+    for (size_t i = 0; i < json_object_array_length(nics); i++)
+        json_object_object_del(json_object_array_get_idx(nics, i), "mac");
+}
+
 /* def as JSON renamed, with a fresh uuid and its disks pointing at new
  * volumes named like xCAT's: NAME.sda.qcow2 in the pool of the same disk, or
  * in `pool` when given. */
@@ -102,6 +113,7 @@ static struct json_object *derived_definition(const vm_def *def, const char *nam
 
     json_object_object_add(o, "name", json_object_new_string(name));
     json_object_object_del(o, "uuid");
+    drop_macs(o);
     if (!json_object_object_get_ex(o, "disks", &disks))
         return o;
     for (size_t i = 0; i < json_object_array_length(disks); i++) {

@@ -19,6 +19,7 @@
 #include "volume.h"
 #include "events.h"
 #include "log.h"
+#include "macs.h"
 #include "server.h"
 #include "statefile.h"
 #include "vm.h"
@@ -395,8 +396,14 @@ static void cmd_vm_define(request *r, struct json_object *args)
     }
     v = vm_find(a, def.name);
     keep_uuid(dj, v, &def);
+    macs_keep(dj, v ? &v->def : NULL, &def);
     if (uuid_taken(a, &def, v)) {
         request_error(r, "InvalidParameter", "uuid: %s is used by another VM", def.uuid);
+        vmdef_free(&def);
+        return;
+    }
+    if (macs_make_unique(a, dj, &def, v, err, sizeof(err)) < 0) {
+        request_error(r, "InvalidParameter", "%s", err);
         vmdef_free(&def);
         return;
     }
@@ -511,6 +518,12 @@ static void cmd_vm_update(request *r, struct json_object *args)
     int pr = vmdef_from_json(merged, &next, err, sizeof(err));
     json_object_put(merged);
     if (pr < 0) {
+        request_error(r, "InvalidParameter", "%s", err);
+        return;
+    }
+    macs_keep(changes, &v->def, &next);
+    if (macs_make_unique(request_agent(r), changes, &next, v, err, sizeof(err)) < 0) {
+        vmdef_free(&next);
         request_error(r, "InvalidParameter", "%s", err);
         return;
     }

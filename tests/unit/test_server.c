@@ -252,6 +252,44 @@ static void redefining_keeps_the_uuid_and_duplicate_uuids_are_refused(void **sta
     assert_non_null(strstr(member_str(r, "error", "desc"), "uuid"));
 }
 
+/* The MAC of a NIC stays when the definition is replaced without one, and
+ * a MAC another VM has is refused. */
+static void macs_are_kept_across_redefinitions_and_unique_on_the_host(void **state)
+{
+    fx *f = *state;
+    struct json_object *r;
+    char mac[32];
+
+    negotiate(f);
+    send_line(f, f->admin, &f->admin_out,
+              "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"a\", \"nics\": \"br0\"}}}\n");
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"a\"}}\n");
+    {
+        struct json_object *ret, *def, *nics;
+        assert_true(json_object_object_get_ex(r, "return", &ret));
+        assert_true(json_object_object_get_ex(ret, "definition", &def));
+        assert_true(json_object_object_get_ex(def, "nics", &nics));
+        snprintf(mac, sizeof(mac), "%s",
+                 member_str(json_object_array_get_idx(nics, 0), "mac", NULL));
+    }
+    assert_int_equal(strlen(mac), 17);
+    send_line(f, f->admin, &f->admin_out,
+              "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"a\", \"memory\": 256, "
+              "\"nics\": [{\"bridge\": \"br1\"}]}}}\n");
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"a\"}}\n");
+    assert_non_null(strstr(json_object_to_json_string(r), mac));
+    {
+        char line[512];
+        snprintf(line, sizeof(line),
+                 "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"b\", "
+                 "\"nics\": [{\"bridge\": \"br0\", \"mac\": \"%s\"}]}}}\n", mac);
+        r = send_line(f, f->admin, &f->admin_out, line);
+    }
+    assert_string_equal(member_str(r, "error", "class"), "InvalidParameter");
+    assert_non_null(strstr(member_str(r, "error", "desc"), "nics[0].mac:"));
+    assert_non_null(strstr(member_str(r, "error", "desc"), "is a NIC of a"));
+}
+
 static void starting_with_a_missing_qemu_fails_cleanly(void **state)
 {
     fx *f = *state;
@@ -325,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(non_admins_may_only_query, setup, teardown),
         cmocka_unit_test_setup_teardown(define_update_and_undefine_round_trip_with_events, setup, teardown),
         cmocka_unit_test_setup_teardown(redefining_keeps_the_uuid_and_duplicate_uuids_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(macs_are_kept_across_redefinitions_and_unique_on_the_host, setup, teardown),
         cmocka_unit_test_setup_teardown(starting_with_a_missing_qemu_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(query_events_replays_what_a_client_missed, setup, teardown),
         cmocka_unit_test_setup_teardown(an_overlong_line_closes_the_client, setup, teardown),
