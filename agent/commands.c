@@ -19,6 +19,8 @@
 #include "volume.h"
 #include "events.h"
 #include "log.h"
+#include "net/net.h"
+#include "work.h"
 #include "macs.h"
 #include "server.h"
 #include "statefile.h"
@@ -84,6 +86,63 @@ static struct json_object *usage(int64_t vcpus, int64_t mib)
     return o;
 }
 
+/* ---- query-host's bridges, listed over netlink on the thread pool ---- */
+
+typedef struct host_bridges {
+    request *r;
+    struct json_object *reply;
+    struct json_object *bridges;
+} host_bridges;
+
+static void run_list_bridges(void *arg)
+{
+    host_bridges *h = arg;
+    net_link *all = NULL;
+    size_t n = 0;
+    net_nl *nl;
+
+    h->bridges = json_object_new_array();
+    if (net_nl_open(2000, &nl) < 0)
+        return;
+    if (net_link_list(nl, &all, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            struct json_object *b;
+            if (strcmp(all[i].kind, "bridge") != 0)
+                continue;
+            b = json_object_new_object();
+            json_object_object_add(b, "name", json_object_new_string(all[i].name));
+            json_object_object_add(b, "mtu", json_object_new_int64(all[i].mtu));
+            json_object_object_add(b, "up", json_object_new_boolean(all[i].up));
+            json_object_array_add(h->bridges, b);
+        }
+        free(all);
+    }
+    net_nl_close(nl);
+}
+
+static void after_list_bridges(void *arg)
+{
+    host_bridges *h = arg;
+
+    json_object_object_add(h->reply, "bridges", h->bridges);
+    request_ok(h->r, h->reply);
+    free(h);
+}
+
+static void host_reply_with_bridges(request *r, struct json_object *o)
+{
+    host_bridges *h = calloc(1, sizeof(*h));
+
+    if (h) {
+        h->r = r;
+        h->reply = o;
+    }
+    if (!h || agent_work(request_agent(r)->loop, run_list_bridges, after_list_bridges, h) < 0) {
+        free(h);
+        request_ok(r, o);
+    }
+}
+
 static void cmd_query_host(request *r, struct json_object *args)
 {
     agent *a = request_agent(r);
@@ -112,7 +171,7 @@ static void cmd_query_host(request *r, struct json_object *args)
     json_object_object_add(o, "vms", vms);
     json_object_object_add(o, "allocated", usage(av, am));
     json_object_object_add(o, "defined", usage(dv, dm));
-    request_ok(r, o);
+    host_reply_with_bridges(r, o);
 }
 
 static void cmd_query_events(request *r, struct json_object *args)

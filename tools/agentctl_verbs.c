@@ -384,6 +384,23 @@ static void add_row(ctl_table *t, const char *key, const char *fmt, ...)
     free(text);
 }
 
+/* "br0 (mtu 1500, up), br1 (mtu 9000, down)", or "none". */
+static void add_bridges_row(ctl_table *t, struct json_object *v)
+{
+    struct json_object *arr = NULL;
+    char text[1024] = "";
+    size_t at = 0;
+
+    json_object_object_get_ex(v, "bridges", &arr);
+    for (size_t i = 0; json_object_is_type(arr, json_type_array) && i < json_object_array_length(arr) &&
+                       at < sizeof(text); i++) {
+        struct json_object *b = json_object_array_get_idx(arr, i);
+        at += (size_t)snprintf(text + at, sizeof(text) - at, "%s%s (mtu %s, %s)", i ? ", " : "",
+                               path_text(b, "name"), path_text(b, "mtu"), ctl_member_true(b, "up") ? "up" : "down");
+    }
+    add_row(t, "bridges:", "%s", text[0] ? text : "none");
+}
+
 static void print_host(const ctl_request *req, struct json_object *v)
 {
     ctl_table *t = ctl_table_new(2);
@@ -402,6 +419,7 @@ static void print_host(const ctl_request *req, struct json_object *v)
             path_text(v, "allocated.vcpus"), path_text(v, "allocated.memory-mib"));
     add_row(t, "defined:", "%s vcpus, %s MiB (all VMs)", path_text(v, "defined.vcpus"),
             path_text(v, "defined.memory-mib"));
+    add_bridges_row(t, v);
     ctl_table_print(t, stdout);
     ctl_table_free(t);
 }

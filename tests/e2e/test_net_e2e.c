@@ -134,6 +134,12 @@ static void two_guests_on_one_bridge_see_their_macs_and_ping_each_other(void **s
     tap_of(x, "g2", tap2, sizeof(tap2));
     assert_tap_on_bridge(tap1);
     assert_tap_on_bridge(tap2);
+    {
+        json_object *host = call_ok(x, "query-host", NULL);
+        assert_non_null(strstr(json_object_to_json_string_ext(member(agent_return(host), "bridges"), JSON_C_TO_STRING_PLAIN),
+                               "\"name\":\"" BRIDGE "\""));
+        json_object_put(host);
+    }
     assert_guest_mac(x, "g1", "52:54:00:e2:e0:01");
     assert_guest_mac(x, "g2", "52:54:00:e2:e0:02");
     address_guests(x);

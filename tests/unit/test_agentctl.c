@@ -232,7 +232,9 @@ static const canned replies[] = {
     { "query-host",
       "{\"hostname\": \"hv01\", \"cpus\": 2, \"memory-mib\": 24036, \"memory-available-mib\": 22010,"
       " \"accel\": \"tcg\", \"kvm-available\": true, \"vms\": {\"defined\": 3, \"running\": 2},"
-      " \"allocated\": {\"vcpus\": 3, \"memory-mib\": 1024}, \"defined\": {\"vcpus\": 5, \"memory-mib\": 2048}}",
+      " \"allocated\": {\"vcpus\": 3, \"memory-mib\": 1024}, \"defined\": {\"vcpus\": 5, \"memory-mib\": 2048},"
+      " \"bridges\": [{\"name\": \"br0\", \"mtu\": 1500, \"up\": true}, {\"name\": \"br9k\", \"mtu\": 9000,"
+      " \"up\": false}]}",
       false, NULL },
     { "query-version",
       "{\"agentd\": {\"major\": 0, \"minor\": 1, \"micro\": 0}, \"package\": \"agentd 0.1.0\","
@@ -1128,7 +1130,8 @@ static void test_host_prints_a_summary(void **state)
                         "accelerator:  tcg (kvm available)\n"
                         "vms:          3 defined, 2 running\n"
                         "allocated:    3 vcpus, 1024 MiB (VMs with a QEMU process)\n"
-                        "defined:      5 vcpus, 2048 MiB (all VMs)\n");
+                        "defined:      5 vcpus, 2048 MiB (all VMs)\n"
+                        "bridges:      br0 (mtu 1500, up), br9k (mtu 9000, down)\n");
     result_free(&r);
 }
 
