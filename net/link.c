@@ -329,3 +329,33 @@ int net_port_vlans_set(net_nl *nl, int port, uint16_t pvid, const uint16_t *trun
             return net_errmsg(err, errlen, r, "trunks: VLAN %u: %s", trunks[i], strerror(-r));
     return 0;
 }
+
+/* ---- SR-IOV virtual functions ------------------------------------------------------ */
+
+int net_vf_set(net_nl *nl, int pf, unsigned vf, const uint8_t *mac, uint16_t vlan, char *err, size_t errlen)
+{
+    char buf[MNL_SOCKET_BUFFER_SIZE];
+    struct nlmsghdr *nlh = net_nl_request(nl, buf, RTM_NEWLINK, NLM_F_ACK, AF_UNSPEC, pf);
+    struct nlattr *list, *info;
+    int r;
+
+    if (vlan > NET_VLAN_MAX)
+        return net_errmsg(err, errlen, -EINVAL, "vlan: must be from %d to %d", NET_VLAN_MIN, NET_VLAN_MAX);
+    list = mnl_attr_nest_start(nlh, IFLA_VFINFO_LIST);
+    info = mnl_attr_nest_start(nlh, IFLA_VF_INFO);
+    if (mac) {
+        struct ifla_vf_mac m = { .vf = vf };
+        memcpy(m.mac, mac, NET_MAC_LEN);
+        mnl_attr_put(nlh, IFLA_VF_MAC, sizeof(m), &m);
+    }
+    {
+        struct ifla_vf_vlan v = { .vf = vf, .vlan = vlan, .qos = 0 };
+        mnl_attr_put(nlh, IFLA_VF_VLAN, sizeof(v), &v);
+    }
+    mnl_attr_nest_end(nlh, info);
+    mnl_attr_nest_end(nlh, list);
+    if ((r = net_nl_talk(nl, nlh, NULL, NULL)) < 0)
+        return net_errmsg(err, errlen, r, "VF %u of link %d: %s%s", vf, pf, strerror(-r),
+                          r == -EOPNOTSUPP || r == -EINVAL ? " (is it an SR-IOV physical function?)" : "");
+    return 0;
+}

@@ -74,6 +74,11 @@ int net_bridge_create(net_nl *nl, const char *name, bool vlan_filtering, char *e
 int net_port_vlans_set(net_nl *nl, int port, uint16_t pvid, const uint16_t *trunks, size_t ntrunks,
                        char *err, size_t errlen);
 
+/* SR-IOV: sets virtual function vf of the physical function pf (its
+ * netdev's ifindex) to mac (NULL: left as it is) and vlan (0: none), as
+ * `ip link set PF vf N mac M vlan V` does. */
+int net_vf_set(net_nl *nl, int pf, unsigned vf, const uint8_t *mac, uint16_t vlan, char *err, size_t errlen);
+
 /* ---- taps ---------------------------------------------------------------------- */
 
 /* What a VM's NIC needs on the host: its tap on a bridge. */

@@ -295,6 +295,24 @@ static void a_tap_name_in_use_is_refused(void **state)
     net_tap_close(&t);
 }
 
+/* No SR-IOV device here: what can be checked is that a link without VFs is
+ * refused with a message that says what to look at. */
+static void a_vf_setting_on_a_link_without_vfs_is_refused_clearly(void **state)
+{
+    net_nl *nl = *state;
+    uint8_t mac[NET_MAC_LEN] = { 0x52, 0x54, 0, 1, 2, 3 };
+    char err[ERR_LEN] = "";
+    net_link br;
+
+    make_bridge(nl, "br-vf", false, 0);
+    assert_int_equal(net_link_get(nl, "br-vf", &br), 0);
+    assert_true(net_vf_set(nl, br.ifindex, 0, mac, 100, err, sizeof(err)) < 0);
+    print_message("  -> %s\n", err);
+    assert_non_null(strstr(err, "VF 0 of link"));
+    assert_int_equal(net_vf_set(nl, br.ifindex, 0, mac, 4095, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "vlan:"));
+}
+
 static void names_and_macs_are_checked(void **state)
 {
     uint8_t mac[NET_MAC_LEN];
@@ -330,6 +348,7 @@ int main(void)
         T(a_multi_queue_tap_has_one_fd_per_queue),
         T(refusals_name_the_field_and_leave_no_tap),
         T(a_tap_name_in_use_is_refused),
+        T(a_vf_setting_on_a_link_without_vfs_is_refused_clearly),
 #undef T
     };
 
