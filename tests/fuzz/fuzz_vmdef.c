@@ -4,6 +4,7 @@
  * Beyond not crashing, it checks two properties: a definition that parses
  * serializes to text that parses again into an equal definition, and every
  * definition that parses yields a command line. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,12 +53,46 @@ static void check_round_trip(json_tokener *tok, const vm_def *d)
     json_object_put(o);
 }
 
+/* What the agent would hand over for d: one opened chain per disk (an
+ * empty drive for a cdrom without media), one tap fd per NIC queue. */
+static void fake_resources(const vm_def *d, qemu_paths *p, qemu_disk_chain *chains, qemu_nic_fds *nics)
+{
+    int fd = 4;
+
+    *p = paths;
+    for (size_t i = 0; i < d->ndisks; i++) {
+        const vm_disk *k = &d->disks[i];
+        bool empty = k->cdrom && !k->path && !k->volume[0];
+        chains[i] = (qemu_disk_chain){ .depth = empty ? 0 : 1 };
+        chains[i].nodes[0] = (qemu_disk_node){ "/p/disk,1", k->format == VM_DISK_RAW ? "raw" : "qcow2", false };
+    }
+    for (size_t i = 0; i < d->nnics; i++) {
+        nics[i] = (qemu_nic_fds){ .ntap = d->nics[i].queues };
+        for (unsigned q = 0; q < nics[i].ntap; q++)
+            nics[i].tap[q] = fd++;
+    }
+    p->disks = chains;
+    p->ndisks = d->ndisks;
+    p->nics = nics;
+    p->nnics = d->nnics;
+}
+
+/* Every valid definition gets a command line, unless its machine lacks
+ * the ports its disks ask for (a check that knows machines, made there). */
 static void check_argv(const vm_def *d, const qemu_host *h)
 {
+    static qemu_disk_chain chains[VM_DISKS_MAX];
+    static qemu_nic_fds nics[VM_NICS_MAX];
+    char err[VM_ERR_MAX] = "";
+    qemu_paths p;
     char **argv;
 
-    if (qemu_argv_build(d, h, &paths, &argv, NULL, 0) != 0)
+    fake_resources(d, &p, chains, nics);
+    if (qemu_argv_build(d, h, &p, &argv, err, sizeof(err)) != 0) {
+        if (strstr(err, "ports") || strstr(err, "places"))
+            return;
         abort();
+    }
     qemu_argv_free(argv);
 }
 
