@@ -47,6 +47,10 @@ typedef struct agent {
      * poll it, and building 50 summaries per call dominated its cost. */
     char *vms_reply;
     size_t vms_reply_len;
+    /* A test seam: sysfs writes go here when set (a fake kernel), else to
+     * the files. */
+    int (*sysfs_write)(void *opaque, const char *path, const char *value);
+    void *sysfs_opaque;
 } agent;
 
 /* Something query-vms reports changed. */

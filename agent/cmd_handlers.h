@@ -24,4 +24,8 @@ void cmd_master_delete(request *r, struct json_object *args);
 void cmd_vm_clone(request *r, struct json_object *args);
 void cmd_job_cancel(request *r, struct json_object *args);
 
+/* cmd_sriov.c */
+void cmd_host_sriov(request *r, struct json_object *args);
+void cmd_host_sriov_set(request *r, struct json_object *args);
+
 #endif

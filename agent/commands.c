@@ -765,6 +765,8 @@ static const command commands[] = {
     { "query-version", false, cmd_query_version },
     { "query-commands", false, cmd_query_commands },
     { "query-host", false, cmd_query_host },
+    { "host-sriov", false, cmd_host_sriov },
+    { "host-sriov-set", true, cmd_host_sriov_set },
     { "query-events", false, cmd_query_events },
     { "query-vms", false, cmd_query_vms },
     { "query-vm", false, cmd_query_vm },

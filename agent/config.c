@@ -53,6 +53,7 @@ STRING_SETTER(set_log_file, log_file)
 STRING_SETTER(set_default_pool, default_pool)
 STRING_SETTER(set_mount_nfs, mount_nfs)
 STRING_SETTER(set_umount, umount)
+STRING_SETTER(set_sysfs_root, sysfs_root)
 
 static int set_accel(agent_config *c, const char *v, char *err, size_t errlen)
 {
@@ -129,6 +130,7 @@ static const struct {
     { "default-pool", set_default_pool },
     { "mount-nfs", set_mount_nfs },
     { "umount", set_umount },
+    { "sysfs-root", set_sysfs_root },
     { "mount-timeout-ms", set_mount_timeout },
 };
 
@@ -233,6 +235,7 @@ void config_free(agent_config *c)
     free(c->default_pool);
     free(c->mount_nfs);
     free(c->umount);
+    free(c->sysfs_root);
     memset(c, 0, sizeof(*c));
 }
 

@@ -31,6 +31,7 @@ typedef struct agent_config {
                             * NULL: dir://STATE_DIR/images */
     char *mount_nfs;       /* mounts an nfs pool: HELPER SERVER:/EXPORT DIR */
     char *umount;          /* unmounts it: HELPER DIR */
+    char *sysfs_root;      /* where sysfs is for passthrough; NULL: "/" (tests: a fake tree) */
     agent_accel accel;
     log_level log_level;
     bool foreground;

@@ -273,6 +273,7 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push_boot(&b, def);
     qemu_push_disks(&b, def, paths);
     qemu_push_nics(&b, def, paths);
+    qemu_push_hostdevs(&b, def);
     push_run_as(&b, host);
     argv_push(&b, "-msg");
     argv_push(&b, "timestamp=on");

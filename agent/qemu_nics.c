@@ -2,7 +2,8 @@
  * fds the agent made (QEMU never opens /dev/net/tun, and needs no
  * privilege for it), with vhost-net fds when there are, and the device of
  * the NIC's model with its MAC. Ids follow the NIC's place ("net0",
- * "nic0"), so a device keeps its name across restarts. */
+ * "nic0"), so a device keeps its name across restarts. Passed-through PCI
+ * devices are here too: most are NICs (SR-IOV VFs). */
 #include "errbuf.h"
 #include "qemu_argv.h"
 #include "qemu_argv_buf.h"
@@ -77,5 +78,14 @@ void qemu_push_nics(argv_buf *b, const vm_def *def, const qemu_paths *paths)
     for (size_t i = 0; i < def->nnics; i++) {
         push_netdev(b, i, &paths->nics[i]);
         push_nic_device(b, i, &def->nics[i]);
+    }
+}
+
+/* Host PCI devices, bound to vfio-pci by the agent before the start. */
+void qemu_push_hostdevs(argv_buf *b, const vm_def *def)
+{
+    for (size_t i = 0; i < def->nhostdevs; i++) {
+        argv_push(b, "-device");
+        argv_pushf(b, "vfio-pci,host=%s,id=hostdev%zu", def->hostdevs[i].host, i);
     }
 }

@@ -11,4 +11,7 @@
 int qemu_nics_check(const vm_def *def, const qemu_paths *paths, errbuf *e);
 void qemu_push_nics(argv_buf *b, const vm_def *def, const qemu_paths *paths);
 
+/* -device vfio-pci,host=... for each passed-through device. */
+void qemu_push_hostdevs(argv_buf *b, const vm_def *def);
+
 #endif

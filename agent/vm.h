@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vm_hostdevs.h"
 #include "vmdef.h"
 
 struct json_object;
@@ -93,6 +94,7 @@ struct vm {
     bool spawning;             /* posix_spawn of QEMU in flight on the thread pool */
     uint32_t job_timeout_s;
     diskjob *diskjob;          /* the disk copies of a master-create or clone job */
+    vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */
     uv_timer_t *health_timer;  /* re-checks an unresponsive QEMU */
     statefile_writer *def_file;
     statefile_writer *runtime_file;

@@ -132,6 +132,8 @@ void vm_write_runtime(vm *v)
     json_object_object_add(o, "start-ticks", json_object_new_int64((int64_t)v->proc.start_ticks));
     json_object_object_add(o, "uuid", json_object_new_string(v->def.uuid));
     json_object_object_add(o, "started-at", json_object_new_int64(v->proc.started_at));
+    if (v->held_devs.n)
+        json_object_object_add(o, "hostdevs", vm_hostdevs_to_json(&v->held_devs));
     text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
     if (statefile_writer_put(v->runtime_file, text, len, NULL, NULL) < 0)
         log_err("vm %s: cannot record its runtime state", v->def.name);
@@ -145,6 +147,10 @@ typedef struct exit_work {
     vm *v;
     int status;         /* wait status, or -1 when not ours to reap */
     char *tail;
+    net_sysfs sysfs;
+    vm_hostdevs_held held;   /* to give back now that QEMU is gone */
+    int held_status;
+    char held_err[384];
 } exit_work;
 
 static struct json_object *exit_status_json(int status)
@@ -167,6 +173,7 @@ static void read_log_tail(uv_work_t *req)
 
     if (proc_read_tail(w->v->qemu_log, LOG_TAIL_BYTES, &w->tail) < 0)
         w->tail = NULL;
+    w->held_status = vm_hostdevs_give_back(&w->sysfs, &w->held, w->held_err, sizeof(w->held_err));
 }
 
 static bool crash_loop(vm *v)
@@ -245,6 +252,9 @@ static void after_log_tail(uv_work_t *req, int status)
     exit_work *w = (exit_work *)req;
 
     w->v->pending_io--;
+    if (w->held_status < 0)
+        log_err("vm %s: a passed-through device did not go back to its driver: %s", w->v->def.name,
+                w->held_err);
     finish_exit(w->v, w->status, w->tail);
     free(w->tail);
     free(w);
@@ -270,11 +280,16 @@ static void on_process_exit(uv_poll_t *h, int status, int events)
     vm_close_qmp(v);
     log_info("vm %s: QEMU (pid %d) ended", v->def.name, v->proc.pid);
     if (!w) {
+        vm_hostdevs_release(v, &v->held_devs);
+        v->held_devs.n = 0;
         finish_exit(v, wstatus, NULL);
         return;
     }
     w->v = v;
     w->status = wstatus;
+    vm_hostdevs_sysfs(v->agent, &w->sysfs);
+    w->held = v->held_devs;
+    v->held_devs.n = 0;
     v->pending_io++;
     if (uv_queue_work(v->agent->loop, &w->req, read_log_tail, after_log_tail) < 0)
         after_log_tail(&w->req, 0);
@@ -400,6 +415,8 @@ typedef struct spawn_work {
     vm_disk_files *files;
     vm_nic_fds *nics;
     bool create_bridges;
+    net_sysfs sysfs;
+    vm_hostdevs_held held;
     char **argv;
     int qmp_fd;
     pid_t pid;
@@ -422,11 +439,14 @@ static void run_spawn(uv_work_t *req)
     if ((w->status = vm_disks_open(&w->def, w->files, w->err, sizeof(w->err))) < 0 ||
         (w->status = vm_nics_open(&w->def, w->create_bridges, PROC_PASSED_FD + 1, w->nics, w->err,
                                   sizeof(w->err))) < 0 ||
-        (w->status = qemu_argv_build(&w->def, &w->host, &paths, &w->argv, w->err, sizeof(w->err))) < 0)
+        (w->status = vm_hostdevs_take(&w->sysfs, &w->def, &w->held, w->err, sizeof(w->err))) < 0)
         return;
-    if ((w->status = proc_spawn_fds(w->argv, v->qemu_log, w->qmp_fd, w->nics->extra, w->nics->nextra,
+    if ((w->status = qemu_argv_build(&w->def, &w->host, &paths, &w->argv, w->err, sizeof(w->err))) == 0 &&
+        (w->status = proc_spawn_fds(w->argv, v->qemu_log, w->qmp_fd, w->nics->extra, w->nics->nextra,
                                     &w->pid)) < 0)
         snprintf(w->err, sizeof(w->err), "launching %s: %s", w->host.binary, strerror(-w->status));
+    if (w->status < 0)
+        vm_hostdevs_give_back(&w->sysfs, &w->held, NULL, 0);
 }
 
 static int track_spawned(vm *v, pid_t pid)
@@ -463,6 +483,7 @@ static void after_spawn(uv_work_t *req, int status)
     spawn_work *w = (spawn_work *)req;
     vm *v = w->v;
     int r = status < 0 ? status : w->status;
+    vm_hostdevs_held held;
     char err[512];
 
     v->pending_io--;
@@ -474,8 +495,11 @@ static void after_spawn(uv_work_t *req, int status)
         snprintf(w->err, sizeof(w->err), "watching QEMU: %s", strerror(-r));
     }
     snprintf(err, sizeof(err), "%s", w->err);
+    held = w->held;
     spawn_work_free(w);
     if (r < 0) {
+        /* QEMU was killed (or never ran): what it was to hold goes back. */
+        vm_hostdevs_release(v, &held);
         v->proc.pid = 0;
         if (v->job == VM_JOB_DESTROY) {
             vm_set_state(v, VM_STOPPED, "user", NULL);
@@ -485,6 +509,7 @@ static void after_spawn(uv_work_t *req, int status)
         }
         return;
     }
+    v->held_devs = held;
     vm_write_runtime(v);
     if (v->job == VM_JOB_DESTROY) {
         /* vm-destroy arrived while the spawn was in flight. */
@@ -509,6 +534,7 @@ static spawn_work *spawn_work_new(vm *v, char *err, size_t errlen)
     w->v = v;
     w->qmp_fd = -1;
     w->create_bridges = v->agent->cfg.create_bridges;
+    vm_hostdevs_sysfs(v->agent, &w->sysfs);
     agent_qemu_host(v->agent, &w->host);
     if (vmdef_copy(&v->def, &w->def) < 0) {
         free(w->files);
@@ -535,6 +561,8 @@ static int launch(vm *v, char *err, size_t errlen)
         snprintf(err, errlen, "creating %s: %s", v->run_dir, strerror(-r));
         return r;
     }
+    if ((r = vm_hostdevs_check_free(v->agent, v, err, errlen)) < 0)
+        return r;
     if (!(w = spawn_work_new(v, err, errlen)))
         return -EINVAL;
     /* Sockets left by a dead QEMU would make the binds fail. */
@@ -583,10 +611,11 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
 
 /* ---- adoption ------------------------------------------------------------ */
 
-static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret_started)
+static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret_started,
+                        vm_hostdevs_held *ret_held)
 {
     char *text;
-    struct json_object *o, *pid, *ticks, *uuid, *started;
+    struct json_object *o, *pid, *ticks, *uuid, *started, *held;
     int r = statefile_read(v->runtime_path, RUNTIME_MAX, &text, NULL);
 
     if (r < 0)
@@ -604,6 +633,9 @@ static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret
         *ret_started = json_object_object_get_ex(o, "started-at", &started)
                            ? json_object_get_int64(started) : time(NULL);
         r = 0;
+        if (json_object_object_get_ex(o, "hostdevs", &held) && vm_hostdevs_from_json(held, ret_held) < 0)
+            log_err("vm %s: its runtime record's hostdevs are unreadable; check the host's vfio-pci "
+                    "devices by hand", v->def.name);
     }
     json_object_put(o);
     return r;
@@ -623,13 +655,15 @@ int vm_adopt(vm *v)
     pid_t pid;
     uint64_t ticks;
     int64_t started;
-    int r = read_runtime(v, &pid, &ticks, &started);
+    vm_hostdevs_held held = { 0 };
+    int r = read_runtime(v, &pid, &ticks, &started, &held);
 
     if (r == -ENOENT)
         return 0;
     if (r < 0 || !process_is_ours(v, pid, ticks)) {
         log_notice("vm %s: its QEMU is gone (%s); marking it stopped", v->def.name,
                    r < 0 ? "unreadable runtime record" : "no such process");
+        vm_hostdevs_release(v, &held);
         statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
         if (r == 0)
             vm_set_state(v, VM_STOPPED, "exited", NULL);
@@ -639,6 +673,7 @@ int vm_adopt(vm *v)
     v->proc.start_ticks = ticks;
     v->proc.started_at = started;
     v->proc.is_child = false;
+    v->held_devs = held;
     if ((r = proc_pidfd_open(pid, &v->proc.pidfd)) < 0 || (r = watch_process(v)) < 0) {
         log_err("vm %s: cannot watch QEMU pid %d: %s", v->def.name, pid, strerror(-r));
         return r;

@@ -739,6 +739,7 @@ static const struct field {
     {"labels", parse_labels},
     {"disks", vmdef_disks_parse},
     {"nics", vmdef_nics_parse},
+    {"passthrough", vmdef_passthrough_parse},
 };
 
 static const struct field *find_field(const char *name)
@@ -907,7 +908,8 @@ static int validate(const vm_def *d, errbuf *e)
         (r = validate_memory(d, e)) < 0 || (r = validate_machine(d, e)) < 0 ||
         (r = validate_boot(d, e)) < 0 || (r = validate_direct_boot(d, e)) < 0 ||
         (r = validate_misc(d, e)) < 0 || (r = validate_labels(d, e)) < 0 ||
-        (r = vmdef_disks_validate(d, e)) < 0 || (r = vmdef_nics_validate(d, e)) < 0)
+        (r = vmdef_disks_validate(d, e)) < 0 || (r = vmdef_nics_validate(d, e)) < 0 ||
+        (r = vmdef_passthrough_validate(d, e)) < 0)
         return r;
     return 0;
 }
@@ -1086,7 +1088,7 @@ static int add_runtime(struct json_object *o, const vm_def *d)
         add(o, "autostart", json_object_new_boolean(d->autostart)) < 0 ||
         add_str(o, "on-crash", vm_on_crash_name(d->on_crash)) < 0 ||
         add(o, "disks", vmdef_disks_to_json(d)) < 0 || add(o, "nics", vmdef_nics_to_json(d)) < 0 ||
-        add(o, "labels", labels_to_json(d)) < 0)
+        add(o, "passthrough", vmdef_passthrough_to_json(d)) < 0 || add(o, "labels", labels_to_json(d)) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -1162,7 +1164,9 @@ static const char *restart_difference(const vm_def *a, const vm_def *b)
         return field;
     if (!vmdef_disks_equal(a, b))
         return "disks";
-    return vmdef_nics_equal(a, b) ? NULL : "nics";
+    if (!vmdef_nics_equal(a, b))
+        return "nics";
+    return vmdef_passthrough_equal(a, b) ? NULL : "passthrough";
 }
 
 bool vmdef_needs_restart(const vm_def *a, const vm_def *b, const char **ret_field)

@@ -113,6 +113,16 @@ typedef struct vm_nic {
 
 const char *vm_nic_model_name(vm_nic_model m);
 
+#define VM_HOSTDEVS_MAX 16
+#define VM_PCI_TEXT 13
+
+/* A host PCI device passed through with VFIO (xCAT's devpassthrough). */
+typedef struct vm_hostdev {
+    char host[VM_PCI_TEXT];           /* "0000:01:00.2", canonical */
+    uint8_t mac[6];                   /* an SR-IOV VF's MAC, set through its PF; zero: leave it */
+    uint16_t vlan;                    /* an SR-IOV VF's VLAN; 0: none */
+} vm_hostdev;
+
 typedef struct vm_label {
     char *key;
     char *value;
@@ -138,6 +148,8 @@ typedef struct vm_def {
     size_t ndisks;
     vm_nic nics[VM_NICS_MAX];
     size_t nnics;
+    vm_hostdev hostdevs[VM_HOSTDEVS_MAX];
+    size_t nhostdevs;
     vm_label labels[VM_LABELS_MAX];
     size_t nlabels;
 } vm_def;

@@ -48,4 +48,10 @@ int vmdef_nics_validate(const vm_def *d, errbuf *e);
 struct json_object *vmdef_nics_to_json(const vm_def *d);
 bool vmdef_nics_equal(const vm_def *a, const vm_def *b);
 
+/* vmdef_passthrough.c: the "passthrough" member. */
+int vmdef_passthrough_parse(struct json_object *v, vm_def *d, errbuf *e);
+int vmdef_passthrough_validate(const vm_def *d, errbuf *e);
+struct json_object *vmdef_passthrough_to_json(const vm_def *d);
+bool vmdef_passthrough_equal(const vm_def *a, const vm_def *b);
+
 #endif

@@ -243,6 +243,47 @@ static int parse_qmp(int argc, char **argv, ctl_request *req)
     return 0;
 }
 
+/* sriov PF [NUMVFS]: lists the VFs, or sets their count first. */
+static int parse_sriov(int argc, char **argv, ctl_request *req)
+{
+    int r = ctl_no_options(argc, argv);
+    char *end;
+    long n;
+
+    if (r == 0)
+        r = ctl_positionals(argc, argv, 1, 2);
+    if (r != 0)
+        return r;
+    req->vm = argv[optind];
+    req->args = json_object_new_object();
+    json_object_object_add(req->args, "pf", json_object_new_string(argv[optind]));
+    if (argc - optind == 2) {
+        n = strtol(argv[optind + 1], &end, 10);
+        if (*end || end == argv[optind + 1] || n < 0 || n > 65535) {
+            fprintf(stderr, "agentctl sriov: NUMVFS must be a whole number, not '%s'\n", argv[optind + 1]);
+            return -EINVAL;
+        }
+        req->command = "host-sriov-set";
+        json_object_object_add(req->args, "numvfs", json_object_new_int((int)n));
+    }
+    return 0;
+}
+
+/* PF NETDEV NUMVFS, then one line per VF: INDEX ADDRESS DRIVER. */
+static void print_sriov(const ctl_request *req, struct json_object *value)
+{
+    struct json_object *vfs = NULL;
+
+    printf("%s %s %s VFs\n", ctl_member_text(value, "pf"), ctl_member_text(value, "netdev"),
+           ctl_member_text(value, "numvfs"));
+    json_object_object_get_ex(value, "vfs", &vfs);
+    for (size_t i = 0; vfs && i < json_object_array_length(vfs); i++) {
+        struct json_object *vf = json_object_array_get_idx(vfs, i);
+        printf("  vf %s %s %s\n", ctl_member_text(vf, "index"), ctl_member_text(vf, "host"),
+               *ctl_member_text(vf, "driver") ? ctl_member_text(vf, "driver") : "-");
+    }
+}
+
 void ctl_print_done(const ctl_request *req, struct json_object *value)
 {
     ctl_print_name_line(req->vm, req->verb->done);
@@ -503,6 +544,11 @@ static const ctl_verb verbs[] = {
     { "host", "query-host", NULL, "",
       "Shows the host's CPUs, memory and accelerator, and what its VMs are given.\n",
       ctl_parse_nothing, print_host },
+    { "sriov", "host-sriov", NULL, "PF [NUMVFS]",
+      "Lists an SR-IOV physical function's virtual functions (PF as 0000:03:00.0),\n"
+      "after setting their number to NUMVFS when given (refused while one is passed\n"
+      "through to a VM).\n",
+      parse_sriov, print_sriov },
     { "qmp", "vm-qmp", NULL, "NAME COMMAND [JSON-ARGS]",
       "Sends one QMP command to the VM's QEMU and prints its return value as JSON.\n"
       "JSON-ARGS is an object, e.g. '{\"id-list\": []}'.\n",

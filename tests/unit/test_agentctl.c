@@ -236,6 +236,14 @@ static const canned replies[] = {
       " \"bridges\": [{\"name\": \"br0\", \"mtu\": 1500, \"up\": true}, {\"name\": \"br9k\", \"mtu\": 9000,"
       " \"up\": false}]}",
       false, NULL },
+    { "host-sriov",
+      "{\"pf\": \"0000:03:00.0\", \"netdev\": \"enp3s0f0\", \"numvfs\": 2, \"vfs\": ["
+      "{\"index\": 0, \"host\": \"0000:03:10.0\", \"driver\": \"igbvf\"},"
+      "{\"index\": 1, \"host\": \"0000:03:10.2\", \"driver\": \"\"}]}",
+      false, NULL },
+    { "host-sriov-set",
+      "{\"pf\": \"0000:03:00.0\", \"netdev\": \"enp3s0f0\", \"numvfs\": 0, \"vfs\": []}",
+      false, NULL },
     { "query-version",
       "{\"agentd\": {\"major\": 0, \"minor\": 1, \"micro\": 0}, \"package\": \"agentd 0.1.0\","
       " \"qemu\": {\"binary\": \"qemu-system-x86_64\", \"version\": \"7.2.22\"}}",
@@ -1135,6 +1143,28 @@ static void test_host_prints_a_summary(void **state)
     result_free(&r);
 }
 
+static void test_sriov_lists_vfs_or_sets_their_number(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "sriov", "0000:03:00.0");
+    struct json_object *req;
+
+    assert_exit(&r, 0);
+    assert_string_equal(r.out, "0000:03:00.0 enp3s0f0 2 VFs\n"
+                               "  vf 0 0000:03:10.0 igbvf\n"
+                               "  vf 1 0000:03:10.2 -\n");
+    result_free(&r);
+    r = RUN(h, "sriov", "0000:03:00.0", "0");
+    assert_exit(&r, 0);
+    req = last_request(h, "host-sriov-set");
+    assert_int_equal(json_object_get_int(json_object_object_get(arguments_of(req), "numvfs")), 0);
+    json_object_put(req);
+    result_free(&r);
+    r = RUN(h, "sriov", "0000:03:00.0", "four");
+    assert_exit(&r, 2);
+    result_free(&r);
+}
+
 static void test_version_prints_agent_and_qemu(void **state)
 {
     harness *h = *state;
@@ -1779,6 +1809,7 @@ int main(void)
         T(test_qmp_passes_command_and_arguments),
         T(test_qmp_without_arguments_sends_none),
         T(test_host_prints_a_summary),
+        T(test_sriov_lists_vfs_or_sets_their_number),
         T(test_version_prints_agent_and_qemu),
         T(test_name_verbs_send_their_command),
         T(test_an_unknown_command_reply_exits_1),

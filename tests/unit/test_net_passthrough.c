@@ -22,236 +22,9 @@
 #include <cmocka.h>
 
 #include "net/passthrough.h"
+#include "tests/support/fake_sysfs.h"
 
 #define ERR_LEN 512
-#define LOG_MAX 32
-
-typedef struct fake {
-    char root[PATH_MAX];
-    net_sysfs sysfs;
-    char log[LOG_MAX][PATH_MAX + 64];
-    size_t nlog;
-    const char *fail;              /* writes whose path ends so fail with -EIO */
-} fake;
-
-/* ---- the tree ------------------------------------------------------------------------------ */
-
-static void pathf(const fake *f, char out[PATH_MAX], const char *fmt, ...)
-{
-    va_list ap;
-    int n = snprintf(out, PATH_MAX, "%s", f->root);
-
-    va_start(ap, fmt);
-    vsnprintf(out + n, PATH_MAX - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-static void put_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
-static void get_file(const char *path, char *out, size_t outlen)
-{
-    FILE *fp = fopen(path, "r");
-    size_t n;
-
-    assert_non_null(fp);
-    n = fread(out, 1, outlen - 1, fp);
-    out[n] = '\0';
-    fclose(fp);
-}
-
-static void mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    mkdir(tmp, 0755);
-}
-
-static void add_driver(fake *f, const char *name)
-{
-    char p[PATH_MAX];
-
-    pathf(f, p, "/sys/bus/pci/drivers/%s", name);
-    mkdirs(p);
-    pathf(f, p, "/sys/bus/pci/drivers/%s/bind", name);
-    put_file(p, "");
-    pathf(f, p, "/sys/bus/pci/drivers/%s/unbind", name);
-    put_file(p, "");
-}
-
-static void link_driver(fake *f, const char *addr, const char *driver)
-{
-    char target[PATH_MAX], p[PATH_MAX];
-
-    pathf(f, target, "/sys/bus/pci/drivers/%s", driver);
-    pathf(f, p, "/sys/bus/pci/devices/%s/driver", addr);
-    assert_int_equal(symlink(target, p), 0);
-}
-
-/* A device, bound to driver ("" for none), in IOMMU group (-1 for none). */
-static void add_device(fake *f, const char *addr, const char *cls, const char *driver, int group)
-{
-    char p[PATH_MAX], target[PATH_MAX];
-
-    pathf(f, p, "/sys/bus/pci/devices/%s", addr);
-    mkdirs(p);
-    pathf(f, p, "/sys/bus/pci/devices/%s/class", addr);
-    put_file(p, cls);
-    pathf(f, p, "/sys/bus/pci/devices/%s/driver_override", addr);
-    put_file(p, "(null)\n");
-    if (*driver)
-        link_driver(f, addr, driver);
-    if (group < 0)
-        return;
-    pathf(f, target, "/sys/kernel/iommu_groups/%d/devices", group);
-    mkdirs(target);
-    pathf(f, p, "/sys/kernel/iommu_groups/%d/devices/%s", group, addr);
-    pathf(f, target, "/sys/bus/pci/devices/%s", addr);
-    assert_int_equal(symlink(target, p), 0);
-    pathf(f, target, "/sys/kernel/iommu_groups/%d", group);
-    pathf(f, p, "/sys/bus/pci/devices/%s/iommu_group", addr);
-    assert_int_equal(symlink(target, p), 0);
-}
-
-static void driver_of(fake *f, const char *addr, char out[64])
-{
-    char p[PATH_MAX], target[PATH_MAX];
-    ssize_t n;
-
-    pathf(f, p, "/sys/bus/pci/devices/%s/driver", addr);
-    if ((n = readlink(p, target, sizeof(target) - 1)) < 0) {
-        out[0] = '\0';
-        return;
-    }
-    target[n] = '\0';
-    snprintf(out, 64, "%s", strrchr(target, '/') + 1);
-}
-
-static void override_of(fake *f, const char *addr, char out[64])
-{
-    char p[PATH_MAX];
-
-    pathf(f, p, "/sys/bus/pci/devices/%s/driver_override", addr);
-    get_file(p, out, 64);
-}
-
-/* ---- the kernel's side of each write --------------------------------------------------- */
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
-/* "drivers/NAME/bind" -> NAME */
-static void driver_in_path(const char *rel, char out[64])
-{
-    const char *p = strstr(rel, "/drivers/") + strlen("/drivers/");
-
-    snprintf(out, 64, "%.*s", (int)(strchr(p, '/') - p), p);
-}
-
-static int kernel_unbind(fake *f, const char *rel, const char *addr)
-{
-    char want[64], now[64], p[PATH_MAX];
-
-    driver_in_path(rel, want);
-    driver_of(f, addr, now);
-    if (strcmp(want, now) != 0)
-        return -ENODEV;
-    pathf(f, p, "/sys/bus/pci/devices/%s/driver", addr);
-    return unlink(p) < 0 ? -errno : 0;
-}
-
-static int kernel_bind(fake *f, const char *rel, const char *addr)
-{
-    char want[64], now[64];
-
-    driver_in_path(rel, want);
-    driver_of(f, addr, now);
-    if (*now)
-        return -EBUSY;
-    link_driver(f, addr, want);
-    return 0;
-}
-
-/* Binds by driver_override when the named driver is loaded. */
-static int kernel_probe(fake *f, const char *addr)
-{
-    char now[64], ovr[64], p[PATH_MAX];
-
-    driver_of(f, addr, now);
-    override_of(f, addr, ovr);
-    ovr[strcspn(ovr, "\n")] = '\0';
-    if (*now || !*ovr || !strcmp(ovr, "(null)"))
-        return 0;
-    pathf(f, p, "/sys/bus/pci/drivers/%s", ovr);
-    if (access(p, F_OK) == 0)
-        link_driver(f, addr, ovr);
-    return 0;
-}
-
-static int kernel_numvfs(const char *path, const char *value)
-{
-    char now[16];
-
-    get_file(path, now, sizeof(now));
-    if (atoi(now) != 0 && atoi(value) != 0)
-        return -EBUSY;
-    put_file(path, value);
-    return 0;
-}
-
-static int kernel_write(void *opaque, const char *path, const char *value)
-{
-    fake *f = opaque;
-    const char *rel = path + strlen(f->root);
-
-    assert_true(strncmp(path, f->root, strlen(f->root)) == 0);
-    assert_true(f->nlog < LOG_MAX);
-    snprintf(f->log[f->nlog++], sizeof(f->log[0]), "%s=%s", rel, value);
-    if (f->fail && ends_with(rel, f->fail))
-        return -EIO;
-    if (access(path, F_OK) < 0)
-        return -ENOENT;
-    if (ends_with(rel, "/unbind"))
-        return kernel_unbind(f, rel, value);
-    if (ends_with(rel, "/bind"))
-        return kernel_bind(f, rel, value);
-    if (ends_with(rel, "/drivers_probe"))
-        return kernel_probe(f, value);
-    if (ends_with(rel, "/sriov_numvfs"))
-        return kernel_numvfs(path, value);
-    put_file(path, value);
-    return 0;
-}
-
-static void assert_log(const fake *f, size_t n, ...)
-{
-    va_list ap;
-
-    for (size_t i = 0; i < f->nlog; i++)
-        print_message("  write %zu: %s\n", i, f->log[i]);
-    assert_int_equal(f->nlog, n);
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++)
-        assert_string_equal(f->log[i], va_arg(ap, const char *));
-    va_end(ap);
-}
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
@@ -261,29 +34,13 @@ static void assert_log(const fake *f, size_t n, ...)
 
 static int setup(void **state)
 {
-    fake *f = calloc(1, sizeof(*f));
-    char p[PATH_MAX];
-
-    snprintf(f->root, sizeof(f->root), "/tmp/agentd-pt-XXXXXX");
-    assert_non_null(mkdtemp(f->root));
-    f->sysfs = (net_sysfs){ .root = f->root, .write = kernel_write, .opaque = f };
-    add_driver(f, "ixgbevf");
-    add_driver(f, "igb");
-    add_driver(f, "vfio-pci");
-    pathf(f, p, "/sys/bus/pci/drivers_probe");
-    put_file(p, "");
-    *state = f;
+    *state = fake_sysfs_new();
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fake *f = *state;
-    char cmd[PATH_MAX + 16];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-    assert_int_equal(system(cmd), 0);
-    free(f);
+    fake_sysfs_free(*state);
     return 0;
 }
 
@@ -339,15 +96,15 @@ static void binding_records_the_driver_and_follows_the_kernel_sequence(void **st
     net_pci_addr a;
     char orig[NET_PCI_DRIVER_MAX], now[64], ovr[64], err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "ixgbevf", 7);
+    fake_add_device(f, NIC, "0x020000", "ixgbevf", 7);
     a = addr(NIC);
     assert_int_equal(net_pci_bind_vfio(&f->sysfs, &a, orig, err, sizeof(err)), 0);
     assert_string_equal(orig, "ixgbevf");
-    assert_log(f, 3, "/sys/bus/pci/devices/" NIC "/driver_override=vfio-pci",
+    fake_assert_log(f, 3, "/sys/bus/pci/devices/" NIC "/driver_override=vfio-pci",
                "/sys/bus/pci/drivers/ixgbevf/unbind=" NIC, "/sys/bus/pci/drivers_probe=" NIC);
-    driver_of(f, NIC, now);
+    fake_driver_of(f, NIC, now);
     assert_string_equal(now, "vfio-pci");
-    override_of(f, NIC, ovr);
+    fake_override_of(f, NIC, ovr);
     assert_string_equal(ovr, "vfio-pci");
 }
 
@@ -357,16 +114,16 @@ static void restoring_returns_the_device_to_its_original_driver(void **state)
     net_pci_addr a;
     char orig[NET_PCI_DRIVER_MAX], now[64], ovr[64], err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "ixgbevf", 7);
+    fake_add_device(f, NIC, "0x020000", "ixgbevf", 7);
     a = addr(NIC);
     assert_int_equal(net_pci_bind_vfio(&f->sysfs, &a, orig, err, sizeof(err)), 0);
     f->nlog = 0;
     assert_int_equal(net_pci_restore(&f->sysfs, &a, orig, err, sizeof(err)), 0);
-    assert_log(f, 3, "/sys/bus/pci/drivers/vfio-pci/unbind=" NIC,
+    fake_assert_log(f, 3, "/sys/bus/pci/drivers/vfio-pci/unbind=" NIC,
                "/sys/bus/pci/devices/" NIC "/driver_override=\n", "/sys/bus/pci/drivers/ixgbevf/bind=" NIC);
-    driver_of(f, NIC, now);
+    fake_driver_of(f, NIC, now);
     assert_string_equal(now, "ixgbevf");
-    override_of(f, NIC, ovr);
+    fake_override_of(f, NIC, ovr);
     assert_string_equal(ovr, "\n");
 }
 
@@ -376,15 +133,15 @@ static void a_device_without_a_driver_goes_back_to_none(void **state)
     net_pci_addr a;
     char orig[NET_PCI_DRIVER_MAX], now[64], err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "", 7);
+    fake_add_device(f, NIC, "0x020000", "", 7);
     a = addr(NIC);
     assert_int_equal(net_pci_bind_vfio(&f->sysfs, &a, orig, err, sizeof(err)), 0);
     assert_string_equal(orig, "");
-    assert_log(f, 2, "/sys/bus/pci/devices/" NIC "/driver_override=vfio-pci", "/sys/bus/pci/drivers_probe=" NIC);
+    fake_assert_log(f, 2, "/sys/bus/pci/devices/" NIC "/driver_override=vfio-pci", "/sys/bus/pci/drivers_probe=" NIC);
     f->nlog = 0;
     assert_int_equal(net_pci_restore(&f->sysfs, &a, orig, err, sizeof(err)), 0);
-    assert_log(f, 2, "/sys/bus/pci/drivers/vfio-pci/unbind=" NIC, "/sys/bus/pci/devices/" NIC "/driver_override=\n");
-    driver_of(f, NIC, now);
+    fake_assert_log(f, 2, "/sys/bus/pci/drivers/vfio-pci/unbind=" NIC, "/sys/bus/pci/devices/" NIC "/driver_override=\n");
+    fake_driver_of(f, NIC, now);
     assert_string_equal(now, "");
 }
 
@@ -394,13 +151,13 @@ static void a_device_already_on_vfio_is_left_alone(void **state)
     net_pci_addr a;
     char orig[NET_PCI_DRIVER_MAX], now[64], err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "vfio-pci", 7);
+    fake_add_device(f, NIC, "0x020000", "vfio-pci", 7);
     a = addr(NIC);
     assert_int_equal(net_pci_bind_vfio(&f->sysfs, &a, orig, err, sizeof(err)), 0);
     assert_string_equal(orig, "vfio-pci");
     assert_int_equal(net_pci_restore(&f->sysfs, &a, orig, err, sizeof(err)), 0);
-    assert_log(f, 0);
-    driver_of(f, NIC, now);
+    fake_assert_log(f, 0);
+    fake_driver_of(f, NIC, now);
     assert_string_equal(now, "vfio-pci");
 }
 
@@ -412,16 +169,16 @@ static void a_missing_vfio_module_rolls_the_bind_back(void **state)
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s/sys/bus/pci/drivers/vfio-pci'", f->root);
     assert_int_equal(system(cmd), 0);
-    add_device(f, NIC, "0x020000", "ixgbevf", 7);
+    fake_add_device(f, NIC, "0x020000", "ixgbevf", 7);
     a = addr(NIC);
     assert_int_equal(net_pci_bind_vfio(&f->sysfs, &a, orig, err, sizeof(err)), -EIO);
     print_message("  %s\n", err);
     assert_non_null(strstr(err, NIC));
     assert_non_null(strstr(err, "vfio-pci module"));
     assert_string_equal(orig, "untouched");
-    driver_of(f, NIC, now);
+    fake_driver_of(f, NIC, now);
     assert_string_equal(now, "ixgbevf");
-    override_of(f, NIC, ovr);
+    fake_override_of(f, NIC, ovr);
     assert_string_equal(ovr, "\n");
 }
 
@@ -431,15 +188,15 @@ static void a_failed_unbind_clears_the_override_again(void **state)
     net_pci_addr a;
     char orig[NET_PCI_DRIVER_MAX], now[64], ovr[64], err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "ixgbevf", 7);
+    fake_add_device(f, NIC, "0x020000", "ixgbevf", 7);
     a = addr(NIC);
     f->fail = "ixgbevf/unbind";
     assert_int_equal(net_pci_bind_vfio(&f->sysfs, &a, orig, err, sizeof(err)), -EIO);
     print_message("  %s\n", err);
     assert_non_null(strstr(err, "drivers/ixgbevf/unbind"));
-    driver_of(f, NIC, now);
+    fake_driver_of(f, NIC, now);
     assert_string_equal(now, "ixgbevf");
-    override_of(f, NIC, ovr);
+    fake_override_of(f, NIC, ovr);
     assert_string_equal(ovr, "\n");
 }
 
@@ -451,7 +208,7 @@ static void a_device_that_is_not_there_is_named(void **state)
 
     assert_int_equal(net_pci_bind_vfio(&f->sysfs, &a, orig, err, sizeof(err)), -ENODEV);
     assert_string_equal(err, "0000:09:00.0: no such PCI device");
-    assert_log(f, 0);
+    fake_assert_log(f, 0);
 }
 
 /* ---- IOMMU groups -------------------------------------------------------------------------- */
@@ -462,8 +219,8 @@ static void groups_with_a_foreign_device_are_refused(void **state)
     net_pci_addr taken[2];
     char err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "igb", 12);
-    add_device(f, NIC2, "0x020000", "igb", 12);
+    fake_add_device(f, NIC, "0x020000", "igb", 12);
+    fake_add_device(f, NIC2, "0x020000", "igb", 12);
     taken[0] = addr(NIC);
     assert_int_equal(net_pci_group_check(&f->sysfs, &taken[0], taken, 1, err, sizeof(err)), -EBUSY);
     print_message("  %s\n", err);
@@ -479,13 +236,13 @@ static void bridges_in_a_group_stay_with_the_host(void **state)
     char err[ERR_LEN] = "";
     int group = -1;
 
-    add_device(f, NIC, "0x020000", "igb", 3);
-    add_device(f, BRIDGE, "0x060400", "pcieport", 3);
+    fake_add_device(f, NIC, "0x020000", "igb", 3);
+    fake_add_device(f, BRIDGE, "0x060400", "pcieport", 3);
     a = addr(NIC);
     assert_int_equal(net_pci_iommu_group(&f->sysfs, &a, &group, err, sizeof(err)), 0);
     assert_int_equal(group, 3);
     assert_int_equal(net_pci_group_check(&f->sysfs, &a, &a, 1, err, sizeof(err)), 0);
-    assert_log(f, 0);
+    fake_assert_log(f, 0);
 }
 
 static void a_host_without_an_iommu_is_told_so(void **state)
@@ -494,7 +251,7 @@ static void a_host_without_an_iommu_is_told_so(void **state)
     net_pci_addr a;
     char err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "igb", -1);
+    fake_add_device(f, NIC, "0x020000", "igb", -1);
     a = addr(NIC);
     assert_int_equal(net_pci_group_check(&f->sysfs, &a, &a, 1, err, sizeof(err)), -ENOENT);
     print_message("  %s\n", err);
@@ -504,34 +261,7 @@ static void a_host_without_an_iommu_is_told_so(void **state)
 
 /* ---- SR-IOV -------------------------------------------------------------------------------- */
 
-#define PF "0000:03:00.0"
-
-/* A PF with total VFs, count of them enabled (their virtfn links made). */
-static void add_pf(fake *f, unsigned total, unsigned count)
-{
-    char p[PATH_MAX], target[PATH_MAX], vf[NET_PCI_TEXT], n[16];
-
-    add_device(f, PF, "0x020000", "igb", 20);
-    pathf(f, p, "/sys/bus/pci/devices/" PF "/sriov_totalvfs");
-    snprintf(n, sizeof(n), "%u\n", total);
-    put_file(p, n);
-    pathf(f, p, "/sys/bus/pci/devices/" PF "/sriov_numvfs");
-    snprintf(n, sizeof(n), "%u\n", count);
-    put_file(p, n);
-    pathf(f, p, "/sys/bus/pci/devices/" PF "/net/enp3s0f0");
-    mkdirs(p);
-    for (unsigned i = 0; i < count; i++) {
-        /* VFs at 03:10.0, 03:10.2, ... as igb lays them out. */
-        snprintf(vf, sizeof(vf), "0000:03:10.%u", i * 2);
-        add_device(f, vf, "0x020000", "igbvf", (int)(30 + i));
-        pathf(f, p, "/sys/bus/pci/devices/" PF "/virtfn%u", i);
-        pathf(f, target, "/sys/bus/pci/devices/%s", vf);
-        assert_int_equal(symlink(target, p), 0);
-        pathf(f, p, "/sys/bus/pci/devices/%s/physfn", vf);
-        pathf(f, target, "/sys/bus/pci/devices/" PF);
-        assert_int_equal(symlink(target, p), 0);
-    }
-}
+#define PF FAKE_PF
 
 static void a_pfs_virtual_functions_are_listed_in_order(void **state)
 {
@@ -541,7 +271,7 @@ static void a_pfs_virtual_functions_are_listed_in_order(void **state)
     size_t n = 0;
     unsigned index = 99;
 
-    add_pf(f, 8, 3);
+    fake_add_pf(f, 8, 3);
     pf = addr(PF);
     assert_int_equal(net_sriov_vfs(&f->sysfs, &pf, vfs, 8, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 3);
@@ -563,20 +293,20 @@ static void numvfs_changes_go_through_zero_and_respect_the_total(void **state)
     net_pci_addr pf;
     char err[ERR_LEN] = "", p[PATH_MAX], now[16];
 
-    add_pf(f, 8, 2);
+    fake_add_pf(f, 8, 2);
     pf = addr(PF);
     assert_int_equal(net_sriov_set_numvfs(&f->sysfs, &pf, 4, err, sizeof(err)), 0);
-    assert_log(f, 2, "/sys/bus/pci/devices/" PF "/sriov_numvfs=0", "/sys/bus/pci/devices/" PF "/sriov_numvfs=4");
-    pathf(f, p, "/sys/bus/pci/devices/" PF "/sriov_numvfs");
-    get_file(p, now, sizeof(now));
+    fake_assert_log(f, 2, "/sys/bus/pci/devices/" PF "/sriov_numvfs=0", "/sys/bus/pci/devices/" PF "/sriov_numvfs=4");
+    fake_pathf(f, p, "/sys/bus/pci/devices/" PF "/sriov_numvfs");
+    fake_get_file(p, now, sizeof(now));
     assert_string_equal(now, "4");
     f->nlog = 0;
     assert_int_equal(net_sriov_set_numvfs(&f->sysfs, &pf, 4, err, sizeof(err)), 0);
-    assert_log(f, 0);
+    fake_assert_log(f, 0);
     assert_int_equal(net_sriov_set_numvfs(&f->sysfs, &pf, 9, err, sizeof(err)), -ERANGE);
     assert_string_equal(err, "numvfs: " PF " supports at most 8 virtual functions");
     assert_int_equal(net_sriov_set_numvfs(&f->sysfs, &pf, 0, err, sizeof(err)), 0);
-    assert_log(f, 1, "/sys/bus/pci/devices/" PF "/sriov_numvfs=0");
+    fake_assert_log(f, 1, "/sys/bus/pci/devices/" PF "/sriov_numvfs=0");
 }
 
 static void a_device_without_sriov_is_named(void **state)
@@ -585,7 +315,7 @@ static void a_device_without_sriov_is_named(void **state)
     net_pci_addr a;
     char err[ERR_LEN] = "";
 
-    add_device(f, NIC, "0x020000", "igb", 7);
+    fake_add_device(f, NIC, "0x020000", "igb", 7);
     a = addr(NIC);
     assert_int_equal(net_sriov_set_numvfs(&f->sysfs, &a, 2, err, sizeof(err)), -ENOENT);
     assert_string_equal(err, NIC ": not an SR-IOV physical function (no sriov_totalvfs)");

@@ -346,6 +346,22 @@ static void nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac(vo
     vmdef_free(&d);
 }
 
+static void passed_through_devices_get_a_vfio_device_each(void **state)
+{
+    qemu_paths paths = default_paths;
+    char **argv = NULL, err[VM_ERR_MAX] = "", *got;
+    vm_def d;
+
+    parse_def(DEF(",\"passthrough\":\"devpassthrough:0000:01:00.2,pci_0000_3b_00_1\""), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
+    got = join(argv);
+    assert_non_null(strstr(got, "-device\nvfio-pci,host=0000:01:00.2,id=hostdev0\n"
+                                "-device\nvfio-pci,host=0000:3b:00.1,id=hostdev1\n"));
+    free(got);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
 static void disks_without_chains_or_ports_are_refused(void **state)
 {
     static const qemu_disk_chain unopened[] = { { 0, { { NULL, NULL, false } } } };
@@ -509,6 +525,7 @@ int main(void)
         cmocka_unit_test(disks_get_a_blockdev_per_chain_node_and_a_device_each),
         cmocka_unit_test(disks_without_chains_or_ports_are_refused),
         cmocka_unit_test(nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac),
+        cmocka_unit_test(passed_through_devices_get_a_vfio_device_each),
         cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
         cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),
         cmocka_unit_test(a_kernel_path_with_a_newline_is_refused_naming_kernel),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -15,8 +16,10 @@
 #include <uv.h>
 
 #include "agent/server.h"
+#include "agent/statefile.h"
 #include "agent/vm.h"
 #include "tests/support/agent_fixture.h"
+#include "tests/support/fake_sysfs.h"
 
 typedef struct out {
     struct json_object *lines;   /* every line the client received, parsed */
@@ -307,6 +310,188 @@ static void starting_with_a_missing_qemu_fails_cleanly(void **state)
     assert_string_equal(member_str(r, "error", "class"), "InvalidState");
 }
 
+/* ---- passthrough against a fake sysfs -------------------------------------------------- */
+
+#define HOSTDEV "0000:01:00.2"
+
+static fake *use_fake_sysfs(fx *f)
+{
+    fake *k = fake_sysfs_new();
+
+    f->a.sysfs_write = fake_kernel_write;
+    f->a.sysfs_opaque = k;
+    free(f->a.cfg.sysfs_root);
+    f->a.cfg.sysfs_root = strdup(k->root);
+    return k;
+}
+
+static struct json_object *define_and_start(fx *f, const char *name, const char *passthrough)
+{
+    char line[512];
+
+    snprintf(line, sizeof(line), "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": "
+             "{\"name\": \"%s\", \"passthrough\": \"%s\"}}}\n", name, passthrough);
+    send_line(f, f->admin, &f->admin_out, line);
+    snprintf(line, sizeof(line), "{\"execute\": \"vm-start\", \"arguments\": {\"name\": \"%s\"}}\n", name);
+    return send_line(f, f->admin, &f->admin_out, line);
+}
+
+/* QEMU here is a script that exits at once, as a QEMU refusing its
+ * command line would: the device went to vfio-pci before the exec and is
+ * back on its driver after the exit. */
+static void a_passed_through_device_is_bound_for_qemu_and_returned_when_it_ends(void **state)
+{
+    fx *f = *state;
+    fake *k = use_fake_sysfs(f);
+    char script[128], now[64];
+    struct json_object *r;
+    FILE *fp;
+
+    snprintf(script, sizeof(script), "%s/qemu", f->dir);
+    fp = fopen(script, "w");
+    fputs("#!/bin/sh\nexit 1\n", fp);
+    fclose(fp);
+    chmod(script, 0755);
+    free(f->a.cfg.qemu_binary);
+    f->a.cfg.qemu_binary = strdup(script);
+    fake_add_device(k, HOSTDEV, "0x020000", "ixgbevf", 7);
+    negotiate(f);
+    r = define_and_start(f, "pt", "devpassthrough:pci_0000_01_00_2");
+    assert_string_equal(member_str(r, "error", "class"), "GenericError");
+    assert_non_null(strstr(member_str(r, "error", "desc"), "QEMU exited during start"));
+    fake_assert_log(k, 6, "/sys/bus/pci/devices/" HOSTDEV "/driver_override=vfio-pci",
+                    "/sys/bus/pci/drivers/ixgbevf/unbind=" HOSTDEV, "/sys/bus/pci/drivers_probe=" HOSTDEV,
+                    "/sys/bus/pci/drivers/vfio-pci/unbind=" HOSTDEV,
+                    "/sys/bus/pci/devices/" HOSTDEV "/driver_override=\n",
+                    "/sys/bus/pci/drivers/ixgbevf/bind=" HOSTDEV);
+    fake_driver_of(k, HOSTDEV, now);
+    assert_string_equal(now, "ixgbevf");
+    fake_sysfs_free(k);
+}
+
+static void a_start_that_cannot_spawn_returns_the_device_at_once(void **state)
+{
+    fx *f = *state;
+    fake *k = use_fake_sysfs(f);
+    struct json_object *r;
+    char now[64];
+
+    fake_add_device(k, HOSTDEV, "0x020000", "", 7);
+    negotiate(f);
+    r = define_and_start(f, "pt", HOSTDEV);
+    assert_non_null(strstr(member_str(r, "error", "desc"), "/nonexistent/qemu-system-x86_64"));
+    fake_assert_log(k, 4, "/sys/bus/pci/devices/" HOSTDEV "/driver_override=vfio-pci",
+                    "/sys/bus/pci/drivers_probe=" HOSTDEV, "/sys/bus/pci/drivers/vfio-pci/unbind=" HOSTDEV,
+                    "/sys/bus/pci/devices/" HOSTDEV "/driver_override=\n");
+    fake_driver_of(k, HOSTDEV, now);
+    assert_string_equal(now, "");
+    fake_sysfs_free(k);
+}
+
+static void a_group_with_a_foreign_device_or_a_held_device_is_refused(void **state)
+{
+    fx *f = *state;
+    fake *k = use_fake_sysfs(f);
+    struct json_object *r;
+    vm *holder;
+
+    fake_add_device(k, HOSTDEV, "0x020000", "igb", 7);
+    fake_add_device(k, "0000:01:00.3", "0x020000", "igb", 7);
+    negotiate(f);
+    r = define_and_start(f, "pt", HOSTDEV);
+    assert_string_equal(member_str(r, "error", "desc"),
+                        "passthrough[0]: " HOSTDEV ": IOMMU group 7 also holds 0000:01:00.3, which this VM does "
+                        "not take; a group moves to vfio-pci whole, so pass it through too");
+    fake_assert_log(k, 0);
+    /* As if VM "holder" were running with the device. */
+    send_line(f, f->admin, &f->admin_out,
+              "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"holder\"}}}\n");
+    holder = vm_find(&f->a, "holder");
+    holder->held_devs.n = 1;
+    snprintf(holder->held_devs.dev[0].host, sizeof(holder->held_devs.dev[0].host), HOSTDEV);
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-start\", \"arguments\": {\"name\": \"pt\"}}\n");
+    assert_string_equal(member_str(r, "error", "desc"), "passthrough[0]: " HOSTDEV " is held by VM holder");
+    holder->held_devs.n = 0;
+    fake_assert_log(k, 0);
+    fake_sysfs_free(k);
+}
+
+/* The agent was down when its QEMU died: the runtime record still says
+ * which devices went to vfio-pci and from which driver. */
+static void an_agent_restarted_after_its_qemu_died_returns_the_devices(void **state)
+{
+    fx *f = *state;
+    fake *k = use_fake_sysfs(f);
+    char text[512], now[64];
+    vm *v;
+    FILE *fp;
+
+    fake_add_device(k, HOSTDEV, "0x020000", "vfio-pci", 7);
+    negotiate(f);
+    send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": "
+              "{\"name\": \"pt\", \"passthrough\": [\"" HOSTDEV "\"]}}}\n");
+    v = vm_find(&f->a, "pt");
+    snprintf(text, sizeof(text), "{\"pid\": 999999999, \"start-ticks\": 1, \"uuid\": \"%s\", "
+             "\"hostdevs\": [{\"host\": \"" HOSTDEV "\", \"driver\": \"ixgbevf\"}]}", v->def.uuid);
+    assert_int_equal(statefile_mkdir_p(v->run_dir, 0750), 0);
+    fp = fopen(v->runtime_path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(vm_adopt(v), 0);
+    agent_fixture_settle(&f->a);
+    fake_assert_log(k, 3, "/sys/bus/pci/drivers/vfio-pci/unbind=" HOSTDEV,
+                    "/sys/bus/pci/devices/" HOSTDEV "/driver_override=\n",
+                    "/sys/bus/pci/drivers/ixgbevf/bind=" HOSTDEV);
+    fake_driver_of(k, HOSTDEV, now);
+    assert_string_equal(now, "ixgbevf");
+    fake_sysfs_free(k);
+}
+
+static void sriov_vfs_are_listed_and_their_count_set_unless_one_is_held(void **state)
+{
+    fx *f = *state;
+    fake *k = use_fake_sysfs(f);
+    struct json_object *r, *ret;
+    vm *holder;
+
+    fake_add_pf(k, 8, 2);
+    negotiate(f);
+    r = send_line(f, f->user, &f->user_out,
+                  "{\"execute\": \"host-sriov\", \"arguments\": {\"pf\": \"pci_0000_03_00_0\"}}\n");
+    ret = json_object_object_get(r, "return");
+    assert_int_equal(json_object_get_int(json_object_object_get(ret, "numvfs")), 2);
+    assert_string_equal(member_str(ret, "netdev", NULL), "enp3s0f0");
+    assert_string_equal(member_str(json_object_array_get_idx(json_object_object_get(ret, "vfs"), 1), "host", NULL),
+                        "0000:03:10.2");
+    r = send_line(f, f->user, &f->user_out,
+                  "{\"execute\": \"host-sriov-set\", \"arguments\": {\"pf\": \"" FAKE_PF "\", \"numvfs\": 4}}\n");
+    assert_string_equal(member_str(r, "error", "class"), "PermissionDenied");
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"host-sriov-set\", \"arguments\": {\"pf\": \"" FAKE_PF "\", \"numvfs\": 9}}\n");
+    assert_string_equal(member_str(r, "error", "desc"), "numvfs: " FAKE_PF " supports at most 8 virtual functions");
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"host-sriov-set\", \"arguments\": {\"pf\": \"0000:03:00.9\", \"numvfs\": 1}}\n");
+    assert_string_equal(member_str(r, "error", "class"), "InvalidParameter");
+    send_line(f, f->admin, &f->admin_out,
+              "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": {\"name\": \"holder\"}}}\n");
+    holder = vm_find(&f->a, "holder");
+    holder->held_devs.n = 1;
+    snprintf(holder->held_devs.dev[0].host, sizeof(holder->held_devs.dev[0].host), "0000:03:10.2");
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"host-sriov-set\", \"arguments\": {\"pf\": \"" FAKE_PF "\", \"numvfs\": 4}}\n");
+    assert_string_equal(member_str(r, "error", "desc"),
+                        "numvfs: VF 0000:03:10.2 of " FAKE_PF " is passed through to VM holder");
+    holder->held_devs.n = 0;
+    fake_assert_log(k, 0);
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"host-sriov-set\", \"arguments\": {\"pf\": \"" FAKE_PF "\", \"numvfs\": 4}}\n");
+    assert_non_null(json_object_object_get(r, "return"));
+    fake_assert_log(k, 2, "/sys/bus/pci/devices/" FAKE_PF "/sriov_numvfs=0",
+                    "/sys/bus/pci/devices/" FAKE_PF "/sriov_numvfs=4");
+    fake_sysfs_free(k);
+}
+
 static void query_events_replays_what_a_client_missed(void **state)
 {
     fx *f = *state;
@@ -365,6 +550,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(redefining_keeps_the_uuid_and_duplicate_uuids_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(macs_are_kept_across_redefinitions_and_unique_on_the_host, setup, teardown),
         cmocka_unit_test_setup_teardown(starting_with_a_missing_qemu_fails_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_passed_through_device_is_bound_for_qemu_and_returned_when_it_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_start_that_cannot_spawn_returns_the_device_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_group_with_a_foreign_device_or_a_held_device_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_agent_restarted_after_its_qemu_died_returns_the_devices, setup, teardown),
+        cmocka_unit_test_setup_teardown(sriov_vfs_are_listed_and_their_count_set_unless_one_is_held, setup, teardown),
         cmocka_unit_test_setup_teardown(query_events_replays_what_a_client_missed, setup, teardown),
         cmocka_unit_test_setup_teardown(an_overlong_line_closes_the_client, setup, teardown),
     };

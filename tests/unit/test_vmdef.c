@@ -346,6 +346,16 @@ static const struct bad_case {
      "nics[0].boot-index"},
     {WITH("\"nics\":\"rhevm:eth0:maybe\""), "nics[0]"},
     {WITH("\"nics\":\"br0,b r1\""), "nics[1].bridge"},
+    {WITH("\"passthrough\":7"), "passthrough"},
+    {WITH("\"passthrough\":\"devpassthrough:0000:01:00.8\""), "passthrough[0]"},
+    {WITH("\"passthrough\":\"devpassthrough:0000:01:00.2,pci_0000_01_20_0\""), "passthrough[1]"},
+    {WITH("\"passthrough\":[\"01:00\"]"), "passthrough[0]"},
+    {WITH("\"passthrough\":[\"0000:01:00.2\",\"pci_0000_01_00_2\"]"), "passthrough[1]"},
+    {WITH("\"passthrough\":[{\"mac\":\"52:54:00:00:00:01\"}]"), "passthrough[0].host"},
+    {WITH("\"passthrough\":[{\"host\":\"0000:01:00.2\",\"vlan\":4095}]"), "passthrough[0].vlan"},
+    {WITH("\"passthrough\":[{\"host\":\"0000:01:00.2\",\"mac\":\"ff:ff:ff:ff:ff:ff\"}]"),
+     "passthrough[0].mac"},
+    {WITH("\"passthrough\":[{\"host\":\"0000:01:00.2\",\"rom\":false}]"), "passthrough[0].rom"},
     {WITH("\"machine\":\"q35,accel=xen\""), "machine"},
     {WITH("\"machine\":\"\""), "machine"},
     {WITH("\"cpu-model\":\"host,+vmx\""), "cpu-model"},
@@ -552,6 +562,32 @@ static void nics_are_read_in_every_form_and_keep_their_macs(void **state)
     vmdef_free(&d);
 }
 
+/* xCAT's othersettings devpassthrough string (with libvirt's pci_ names),
+ * lists of addresses, and objects with an SR-IOV VF's MAC and VLAN. */
+static void passthrough_devices_are_read_in_every_form(void **state)
+{
+    const char *field = NULL;
+    vm_def d, e;
+
+    parse_ok(WITHU("\"passthrough\":\"devpassthrough:0000:01:00.2,pci_0000_3B_00_1\""), &d);
+    assert_int_equal(d.nhostdevs, 2);
+    assert_string_equal(d.hostdevs[0].host, "0000:01:00.2");
+    assert_string_equal(d.hostdevs[1].host, "0000:3b:00.1");
+    assert_round_trips(&d);
+    parse_ok(WITHU("\"passthrough\":[\"01:00.2\",{\"host\":\"0000:3b:00.1\"}]"), &e);
+    assert_true(vmdef_equal(&d, &e));
+    vmdef_free(&e);
+    parse_ok(WITHU("\"passthrough\":[{\"host\":\"0000:03:10.2\",\"mac\":\"52:54:00:00:aa:01\",\"vlan\":42}]"),
+             &e);
+    assert_int_equal(e.hostdevs[0].vlan, 42);
+    assert_int_equal(e.hostdevs[0].mac[4], 0xaa);
+    assert_round_trips(&e);
+    assert_true(vmdef_needs_restart(&d, &e, &field));
+    assert_string_equal(field, "passthrough");
+    vmdef_free(&e);
+    vmdef_free(&d);
+}
+
 static void a_change_of_disks_needs_a_restart(void **state)
 {
     const char *field = NULL;
@@ -627,7 +663,7 @@ static void canonical_form_makes_every_default_explicit(void **state)
     assert_string_equal(text,
                         "{\"name\":\"vm1\",\"uuid\":\"" UUID "\",\"vcpus\":1,\"max-vcpus\":1,"
                         "\"memory\":512,\"max-memory\":0,\"machine\":\"q35\",\"cpu-model\":\"\","
-                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"nics\":[],\"labels\":{}}");
+                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"labels\":{}}");
     free(text);
     vmdef_free(&d);
 }
@@ -652,7 +688,7 @@ static void canonical_form_of_a_full_definition_round_trips(void **state)
                         "\"cpu-model\":\"Skylake-Server\",\"accel\":\"kvm\","
                         "\"boot\":[\"disk\",\"network\"],\"kernel\":\"/b/k\",\"initrd\":\"/b/i\","
                         "\"cmdline\":\"console=ttyS0\",\"serial\":{\"speed\":115200},"
-                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],\"nics\":[],"
+                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],\"nics\":[],\"passthrough\":[],"
                         "\"labels\":{\"hostname\":\"node1\"}}");
     assert_round_trips(&d);
     free(text);
@@ -846,6 +882,7 @@ int main(void)
         cmocka_unit_test(disks_are_completed_as_xcat_names_them_and_round_trip),
         cmocka_unit_test(a_change_of_disks_needs_a_restart),
         cmocka_unit_test(nics_are_read_in_every_form_and_keep_their_macs),
+        cmocka_unit_test(passthrough_devices_are_read_in_every_form),
         cmocka_unit_test(each_field_of_the_wrong_type_is_refused_naming_it),
         cmocka_unit_test(too_many_labels_are_refused),
         cmocka_unit_test(label_value_longer_than_1024_is_refused),
