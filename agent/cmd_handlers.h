@@ -28,4 +28,8 @@ void cmd_job_cancel(request *r, struct json_object *args);
 void cmd_host_sriov(request *r, struct json_object *args);
 void cmd_host_sriov_set(request *r, struct json_object *args);
 
+/* cmd_vnc.c */
+void cmd_vnc_credentials(request *r, struct json_object *args);
+void cmd_vnc_password(request *r, struct json_object *args);
+
 #endif

@@ -707,6 +707,7 @@ static void undefine_now(undefine_ctx *u)
         collect_purge(u);
     v->undefined = true;
     agent_vms_changed(v->agent);
+    statefile_writer_put(v->vnc_password_file, NULL, 0, NULL, NULL);
     statefile_writer_put(v->def_file, NULL, 0, on_undefined, u);
 }
 
@@ -780,6 +781,8 @@ static const command commands[] = {
     { "vm-suspend", true, cmd_vm_suspend },
     { "vm-resume", true, cmd_vm_resume },
     { "vm-qmp", true, cmd_vm_qmp },
+    { "vnc-credentials", true, cmd_vnc_credentials },
+    { "vnc-password", true, cmd_vnc_password },
     { "vm-clone", true, cmd_vm_clone },
     { "job-cancel", true, cmd_job_cancel },
     { "query-pools", false, cmd_query_pools },

@@ -54,6 +54,7 @@ STRING_SETTER(set_default_pool, default_pool)
 STRING_SETTER(set_mount_nfs, mount_nfs)
 STRING_SETTER(set_umount, umount)
 STRING_SETTER(set_sysfs_root, sysfs_root)
+STRING_SETTER(set_vnc_listen, vnc_listen)
 
 static int set_accel(agent_config *c, const char *v, char *err, size_t errlen)
 {
@@ -107,6 +108,8 @@ U32_SETTER(set_start_timeout, start_timeout_ms, "start-timeout-ms", 100, 600000)
 U32_SETTER(set_stop_timeout, stop_timeout_ms, "stop-timeout-ms", 10, 600000)
 U32_SETTER(set_shutdown_timeout, shutdown_timeout_s, "shutdown-timeout", 1, 86400)
 U32_SETTER(set_mount_timeout, mount_timeout_ms, "mount-timeout-ms", 100, 600000)
+U32_SETTER(set_vnc_port_min, vnc_port_min, "vnc-port-min", 5900, 65535)
+U32_SETTER(set_vnc_port_max, vnc_port_max, "vnc-port-max", 5900, 65535)
 
 static const struct {
     const char *key;
@@ -131,6 +134,9 @@ static const struct {
     { "mount-nfs", set_mount_nfs },
     { "umount", set_umount },
     { "sysfs-root", set_sysfs_root },
+    { "vnc-listen", set_vnc_listen },
+    { "vnc-port-min", set_vnc_port_min },
+    { "vnc-port-max", set_vnc_port_max },
     { "mount-timeout-ms", set_mount_timeout },
 };
 
@@ -164,6 +170,9 @@ void config_init_defaults(agent_config *c)
     c->mount_nfs = strdup("/sbin/mount.nfs");
     c->umount = strdup("/bin/umount");
     c->mount_timeout_ms = 60000;
+    c->vnc_listen = strdup("127.0.0.1");
+    c->vnc_port_min = 5900;
+    c->vnc_port_max = 5999;
 }
 
 static char *trim(char *s)
@@ -236,6 +245,7 @@ void config_free(agent_config *c)
     free(c->mount_nfs);
     free(c->umount);
     free(c->sysfs_root);
+    free(c->vnc_listen);
     memset(c, 0, sizeof(*c));
 }
 

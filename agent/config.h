@@ -31,6 +31,8 @@ typedef struct agent_config {
                             * NULL: dir://STATE_DIR/images */
     char *mount_nfs;       /* mounts an nfs pool: HELPER SERVER:/EXPORT DIR */
     char *umount;          /* unmounts it: HELPER DIR */
+    char *vnc_listen;      /* VNC displays bind here (an IP address) */
+    uint32_t vnc_port_min, vnc_port_max;   /* the host's VNC range, from 5900 */
     char *sysfs_root;      /* where sysfs is for passthrough; NULL: "/" (tests: a fake tree) */
     agent_accel accel;
     log_level log_level;

@@ -26,6 +26,7 @@
 #include "server.h"
 #include "statefile.h"
 #include "vm.h"
+#include "vm_vnc.h"
 
 #define DEFAULT_CONFIG "/etc/agentd.conf"
 #define EVENT_RING 1024
@@ -201,6 +202,7 @@ static void load_definition(agent *a, const char *file)
         vmdef_free(&def);
         return;
     }
+    vm_vnc_load_password(v);
     vm **pp = &a->vms;
     while (*pp)
         pp = &(*pp)->next;

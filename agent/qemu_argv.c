@@ -74,6 +74,9 @@ static int check_inputs(const vm_def *def, const qemu_host *host, const qemu_pat
         (r = check_paths(paths, e)) < 0 || (r = qemu_disks_check(def, paths, e)) < 0 ||
         (r = qemu_nics_check(def, paths, e)) < 0)
         return r;
+    if (def->vnc && (!paths->vnc_listen || !*paths->vnc_listen || strpbrk(paths->vnc_listen, ",\n") ||
+                     paths->vnc_port < QEMU_VNC_PORT_BASE || paths->vnc_port > 65535))
+        return errbuf_fail(e, "paths.vnc: a listen address and a port from %d are needed", QEMU_VNC_PORT_BASE);
     return 0;
 }
 
@@ -203,6 +206,17 @@ static void push_isolation(argv_buf *b, const qemu_host *host)
           host->run_as ? "allow" : "deny");
 }
 
+/* password=on: nobody gets in before the agent sets a password over QMP,
+ * and the password never appears on a command line. */
+static void push_vnc(argv_buf *b, const vm_def *def, const qemu_paths *paths)
+{
+    if (!def->vnc)
+        return;
+    argv_push(b, "-vnc");
+    argv_pushf(b, strchr(paths->vnc_listen, ':') ? "[%s]:%u,password=on" : "%s:%u,password=on",
+               paths->vnc_listen, paths->vnc_port - QEMU_VNC_PORT_BASE);
+}
+
 static const char boot_letters[] = {
     [VM_BOOT_DISK] = 'c',
     [VM_BOOT_CDROM] = 'd',
@@ -270,6 +284,7 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push_monitor(&b, paths);
     push_serial(&b, paths);
     push_isolation(&b, host);
+    push_vnc(&b, def, paths);
     push_boot(&b, def);
     qemu_push_disks(&b, def, paths);
     qemu_push_nics(&b, def, paths);

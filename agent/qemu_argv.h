@@ -41,6 +41,8 @@ typedef struct qemu_nic_fds {
     unsigned nvhost;
 } qemu_nic_fds;
 
+#define QEMU_VNC_PORT_BASE 5900
+
 typedef struct qemu_paths {
     const char *qmp_socket;   /* QEMU listens here for the agent's QMP client */
     /* When > 2: a socket already listening on qmp_socket that QEMU inherits
@@ -54,6 +56,8 @@ typedef struct qemu_paths {
     size_t ndisks;
     const qemu_nic_fds *nics;       /* one per NIC of the definition */
     size_t nnics;
+    const char *vnc_listen;   /* an IP address: a VM with vnc gets its display there */
+    unsigned vnc_port;        /* 5900 and up (QEMU takes a display number, port - 5900) */
 } qemu_paths;
 
 /* Builds a NULL-terminated argv; free it with qemu_argv_free(). -EINVAL with a

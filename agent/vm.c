@@ -1,6 +1,7 @@
 /* vm.c: the VM object: paths, the state machine and its events, the job
  * slot, QMP with timeouts, and what queries report. */
 #include "vm_internal.h"
+#include "vm_vnc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -60,6 +61,7 @@ static int set_paths(vm *v)
 
     if (path_join(v->run_dir, a->run_vms_dir, n, "") < 0 ||
         path_join(v->def_path, a->vms_dir, n, ".json") < 0 ||
+        path_join(v->vnc_password_path, a->vms_dir, n, ".vnc-password") < 0 ||
         path_join(v->console_log, a->logs_dir, n, ".console.log") < 0 ||
         path_join(v->qemu_log, a->logs_dir, n, ".qemu.log") < 0 ||
         path_join(v->qmp_path, v->run_dir, "qmp.sock", "") < 0 ||
@@ -93,7 +95,8 @@ int vm_new(agent *a, vm_def *def, vm **ret)
     }
     v->def_file = statefile_writer_new(a->loop, v->def_path, 0600);
     v->runtime_file = statefile_writer_new(a->loop, v->runtime_path, 0600);
-    if (!v->def_file || !v->runtime_file) {
+    v->vnc_password_file = statefile_writer_new(a->loop, v->vnc_password_path, 0600);
+    if (!v->def_file || !v->runtime_file || !v->vnc_password_file) {
         vm_free(v);
         return -ENOMEM;
     }
@@ -126,6 +129,8 @@ void vm_free(vm *v)
     vm_close_qmp(v);
     close_timer(&v->job_timer);
     close_timer(&v->health_timer);
+    close_timer(&v->vnc_timer);
+    statefile_writer_free(v->vnc_password_file);
     statefile_writer_free(v->def_file);
     statefile_writer_free(v->runtime_file);
     json_object_put(v->last_exit);
@@ -485,6 +490,8 @@ struct json_object *vm_runtime_json(const vm *v)
     json_object_object_add(o, "serial-socket", json_object_new_string(v->serial_path));
     json_object_object_add(o, "console-log", json_object_new_string(v->console_log));
     json_object_object_add(o, "qemu-log", json_object_new_string(v->qemu_log));
+    if (v->vnc_port)
+        json_object_object_add(o, "vnc", vm_vnc_runtime_json(v));
     if (v->last_exit) {
         json_object_object_foreach(v->last_exit, key, val) {
             e = val ? json_object_get(val) : NULL;

@@ -95,6 +95,11 @@ struct vm {
     uint32_t job_timeout_s;
     diskjob *diskjob;          /* the disk copies of a master-create or clone job */
     vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */
+    unsigned vnc_port;         /* its VNC display while QEMU runs, else 0 */
+    char vnc_password[9];      /* the persistent password, "" when none */
+    uv_timer_t *vnc_timer;     /* puts the persistent password back after one-time credentials expire */
+    statefile_writer *vnc_password_file;
+    char vnc_password_path[PATH_MAX];
     uv_timer_t *health_timer;  /* re-checks an unresponsive QEMU */
     statefile_writer *def_file;
     statefile_writer *runtime_file;

@@ -3,6 +3,7 @@
 #include "vm_internal.h"
 #include "vm_disks.h"
 #include "vm_nics.h"
+#include "vm_vnc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -134,6 +135,8 @@ void vm_write_runtime(vm *v)
     json_object_object_add(o, "started-at", json_object_new_int64(v->proc.started_at));
     if (v->held_devs.n)
         json_object_object_add(o, "hostdevs", vm_hostdevs_to_json(&v->held_devs));
+    if (v->vnc_port)
+        json_object_object_add(o, "vnc-port", json_object_new_int((int)v->vnc_port));
     text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
     if (statefile_writer_put(v->runtime_file, text, len, NULL, NULL) < 0)
         log_err("vm %s: cannot record its runtime state", v->def.name);
@@ -243,6 +246,7 @@ static void finish_exit(vm *v, int wstatus, const char *tail)
     memset(&v->proc, 0, sizeof(v->proc));
     v->proc.pidfd = -1;
     v->unresponsive = false;
+    vm_vnc_on_exit(v);
     statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
     settle_after_exit(v, info, quick);
 }
@@ -348,9 +352,11 @@ static void on_qmp_ready(qmp_client *c, int status, void *opaque)
     }
     v->qmp_ready = true;
     if (v->job == VM_JOB_START && v->job_force) {
+        vm_vnc_on_qmp_ready(v);
         vm_set_state(v, VM_PAUSED, v->reason, NULL);
         vm_job_finish_ok(v, NULL);
     } else if (v->job == VM_JOB_START) {
+        vm_vnc_on_qmp_ready(v);
         if (vm_qmp(v, "cont", NULL, on_cont, v) < 0)
             vm_stop_process(v);
     } else {
@@ -417,6 +423,7 @@ typedef struct spawn_work {
     bool create_bridges;
     net_sysfs sysfs;
     vm_hostdevs_held held;
+    unsigned vnc_port;
     char **argv;
     int qmp_fd;
     pid_t pid;
@@ -434,7 +441,8 @@ static void run_spawn(uv_work_t *req)
     qemu_paths paths = { .qmp_socket = v->qmp_path, .qmp_fd = PROC_PASSED_FD,
                          .serial_socket = v->serial_path, .console_log = v->console_log,
                          .pidfile = v->pidfile, .disks = w->files->chains, .ndisks = w->files->ndisks,
-                         .nics = w->nics->child, .nnics = w->def.nnics };
+                         .nics = w->nics->child, .nnics = w->def.nnics,
+                         .vnc_listen = v->agent->cfg.vnc_listen, .vnc_port = w->vnc_port };
 
     if ((w->status = vm_disks_open(&w->def, w->files, w->err, sizeof(w->err))) < 0 ||
         (w->status = vm_nics_open(&w->def, w->create_bridges, PROC_PASSED_FD + 1, w->nics, w->err,
@@ -500,6 +508,7 @@ static void after_spawn(uv_work_t *req, int status)
     if (r < 0) {
         /* QEMU was killed (or never ran): what it was to hold goes back. */
         vm_hostdevs_release(v, &held);
+        vm_vnc_on_exit(v);
         v->proc.pid = 0;
         if (v->job == VM_JOB_DESTROY) {
             vm_set_state(v, VM_STOPPED, "user", NULL);
@@ -561,16 +570,20 @@ static int launch(vm *v, char *err, size_t errlen)
         snprintf(err, errlen, "creating %s: %s", v->run_dir, strerror(-r));
         return r;
     }
-    if ((r = vm_hostdevs_check_free(v->agent, v, err, errlen)) < 0)
+    if ((r = vm_hostdevs_check_free(v->agent, v, err, errlen)) < 0 || (r = vm_vnc_pick_port(v, err, errlen)) < 0)
         return r;
-    if (!(w = spawn_work_new(v, err, errlen)))
+    if (!(w = spawn_work_new(v, err, errlen))) {
+        v->vnc_port = 0;
         return -EINVAL;
+    }
+    w->vnc_port = v->vnc_port;
     /* Sockets left by a dead QEMU would make the binds fail. */
     unlink(v->qmp_path);
     unlink(v->serial_path);
     if ((r = listen_qmp(v, &w->qmp_fd)) < 0) {
         snprintf(err, errlen, "QMP socket %s: %s", v->qmp_path, strerror(-r));
         spawn_work_free(w);
+        v->vnc_port = 0;
         return r;
     }
     v->pending_io++;
@@ -580,6 +593,7 @@ static int launch(vm *v, char *err, size_t errlen)
         v->spawning = false;
         snprintf(err, errlen, "queueing the launch: %s", uv_strerror(r));
         spawn_work_free(w);
+        v->vnc_port = 0;
         return r;
     }
     return 0;
@@ -612,10 +626,10 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
 /* ---- adoption ------------------------------------------------------------ */
 
 static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret_started,
-                        vm_hostdevs_held *ret_held)
+                        vm_hostdevs_held *ret_held, unsigned *ret_vnc_port)
 {
     char *text;
-    struct json_object *o, *pid, *ticks, *uuid, *started, *held;
+    struct json_object *o, *pid, *ticks, *uuid, *started, *held, *vnc;
     int r = statefile_read(v->runtime_path, RUNTIME_MAX, &text, NULL);
 
     if (r < 0)
@@ -633,6 +647,9 @@ static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret
         *ret_started = json_object_object_get_ex(o, "started-at", &started)
                            ? json_object_get_int64(started) : time(NULL);
         r = 0;
+        if (json_object_object_get_ex(o, "vnc-port", &vnc) && json_object_get_int(vnc) >= QEMU_VNC_PORT_BASE &&
+            json_object_get_int(vnc) <= 65535)
+            *ret_vnc_port = (unsigned)json_object_get_int(vnc);
         if (json_object_object_get_ex(o, "hostdevs", &held) && vm_hostdevs_from_json(held, ret_held) < 0)
             log_err("vm %s: its runtime record's hostdevs are unreadable; check the host's vfio-pci "
                     "devices by hand", v->def.name);
@@ -656,7 +673,8 @@ int vm_adopt(vm *v)
     uint64_t ticks;
     int64_t started;
     vm_hostdevs_held held = { 0 };
-    int r = read_runtime(v, &pid, &ticks, &started, &held);
+    unsigned vnc_port = 0;
+    int r = read_runtime(v, &pid, &ticks, &started, &held, &vnc_port);
 
     if (r == -ENOENT)
         return 0;
@@ -674,6 +692,7 @@ int vm_adopt(vm *v)
     v->proc.started_at = started;
     v->proc.is_child = false;
     v->held_devs = held;
+    v->vnc_port = vnc_port;
     if ((r = proc_pidfd_open(pid, &v->proc.pidfd)) < 0 || (r = watch_process(v)) < 0) {
         log_err("vm %s: cannot watch QEMU pid %d: %s", v->def.name, pid, strerror(-r));
         return r;

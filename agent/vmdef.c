@@ -318,7 +318,7 @@ bool vmdef_json_uint(struct json_object *v, uint64_t *ret)
     return true;
 }
 
-static int json_mib(struct json_object *v, uint64_t *ret)
+int vmdef_json_mib(struct json_object *v, uint64_t *ret)
 {
     const char *s;
 
@@ -466,14 +466,14 @@ static int parse_max_vcpus(struct json_object *v, vm_def *d, errbuf *e)
 
 static int parse_memory(struct json_object *v, vm_def *d, errbuf *e)
 {
-    if (json_mib(v, &d->memory_mib) < 0)
+    if (vmdef_json_mib(v, &d->memory_mib) < 0)
         return errbuf_fail(e, "memory: " MEMORY_MSG);
     return 0;
 }
 
 static int parse_max_memory(struct json_object *v, vm_def *d, errbuf *e)
 {
-    if (json_mib(v, &d->max_memory_mib) < 0)
+    if (vmdef_json_mib(v, &d->max_memory_mib) < 0)
         return errbuf_fail(e, "max-memory: must be 0 (no memory hotplug), or a size: 4096, \"4G\"");
     return 0;
 }
@@ -740,6 +740,9 @@ static const struct field {
     {"disks", vmdef_disks_parse},
     {"nics", vmdef_nics_parse},
     {"passthrough", vmdef_passthrough_parse},
+    {"vnc", vmdef_vnc_parse},
+    {"cpu-shares", vmdef_cpu_shares_parse},
+    {"memory-limit", vmdef_memory_limit_parse},
 };
 
 static const struct field *find_field(const char *name)
@@ -909,7 +912,7 @@ static int validate(const vm_def *d, errbuf *e)
         (r = validate_boot(d, e)) < 0 || (r = validate_direct_boot(d, e)) < 0 ||
         (r = validate_misc(d, e)) < 0 || (r = validate_labels(d, e)) < 0 ||
         (r = vmdef_disks_validate(d, e)) < 0 || (r = vmdef_nics_validate(d, e)) < 0 ||
-        (r = vmdef_passthrough_validate(d, e)) < 0)
+        (r = vmdef_passthrough_validate(d, e)) < 0 || (r = vmdef_host_validate(d, e)) < 0)
         return r;
     return 0;
 }
@@ -1088,7 +1091,8 @@ static int add_runtime(struct json_object *o, const vm_def *d)
         add(o, "autostart", json_object_new_boolean(d->autostart)) < 0 ||
         add_str(o, "on-crash", vm_on_crash_name(d->on_crash)) < 0 ||
         add(o, "disks", vmdef_disks_to_json(d)) < 0 || add(o, "nics", vmdef_nics_to_json(d)) < 0 ||
-        add(o, "passthrough", vmdef_passthrough_to_json(d)) < 0 || add(o, "labels", labels_to_json(d)) < 0)
+        add(o, "passthrough", vmdef_passthrough_to_json(d)) < 0 || vmdef_host_to_json(d, o) < 0 ||
+        add(o, "labels", labels_to_json(d)) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -1166,6 +1170,8 @@ static const char *restart_difference(const vm_def *a, const vm_def *b)
         return "disks";
     if (!vmdef_nics_equal(a, b))
         return "nics";
+    if ((field = vmdef_host_difference(a, b)))
+        return field;
     return vmdef_passthrough_equal(a, b) ? NULL : "passthrough";
 }
 

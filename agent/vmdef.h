@@ -150,6 +150,9 @@ typedef struct vm_def {
     size_t nnics;
     vm_hostdev hostdevs[VM_HOSTDEVS_MAX];
     size_t nhostdevs;
+    bool vnc;                               /* a VNC display, password-protected */
+    uint32_t cpu_weight;                    /* cgroup weight 1..10000 (cpu-shares x 100); 0: the default */
+    uint64_t memory_limit_mib;              /* cgroup memory limit; 0: none */
     vm_label labels[VM_LABELS_MAX];
     size_t nlabels;
 } vm_def;

@@ -24,6 +24,8 @@ const char *vmdef_path_problem(const char *s);
 const char *vmdef_json_cstr(struct json_object *v);
 /* A non-negative JSON integer. */
 bool vmdef_json_uint(struct json_object *v, uint64_t *ret);
+/* A size in MiB: a whole number, or "512M", "2G". */
+int vmdef_json_mib(struct json_object *v, uint64_t *ret);
 /* Refuses members of o (the object named field) not in allowed. */
 int vmdef_only_members(struct json_object *o, const char *field, const char *const *allowed,
                        size_t nallowed, errbuf *e);
@@ -53,5 +55,15 @@ int vmdef_passthrough_parse(struct json_object *v, vm_def *d, errbuf *e);
 int vmdef_passthrough_validate(const vm_def *d, errbuf *e);
 struct json_object *vmdef_passthrough_to_json(const vm_def *d);
 bool vmdef_passthrough_equal(const vm_def *a, const vm_def *b);
+
+/* vmdef_host.c: vnc, cpu-shares, memory-limit: how the host runs the VM. */
+int vmdef_vnc_parse(struct json_object *v, vm_def *d, errbuf *e);
+int vmdef_cpu_shares_parse(struct json_object *v, vm_def *d, errbuf *e);
+int vmdef_memory_limit_parse(struct json_object *v, vm_def *d, errbuf *e);
+int vmdef_host_validate(const vm_def *d, errbuf *e);
+/* Adds the members that are set to o; -ENOMEM. */
+int vmdef_host_to_json(const vm_def *d, struct json_object *o);
+/* The first member that differs, or NULL. */
+const char *vmdef_host_difference(const vm_def *a, const vm_def *b);
 
 #endif

@@ -24,6 +24,8 @@ static const qemu_paths paths = {
     .serial_socket = "/run/agentd/vm/serial,0.sock",
     .console_log = "/var/lib/agentd/logs/vm.log",
     .pidfile = "/run/agentd/vm/qemu.pid",
+    .vnc_listen = "127.0.0.1",
+    .vnc_port = 5901,
 };
 
 static struct json_object *parse_bytes(json_tokener *tok, const char *s, size_t len)

@@ -362,6 +362,32 @@ static void passed_through_devices_get_a_vfio_device_each(void **state)
     vmdef_free(&d);
 }
 
+static void a_vnc_display_is_password_protected_on_the_hosts_address(void **state)
+{
+    qemu_paths paths = default_paths;
+    char **argv = NULL, err[VM_ERR_MAX] = "", *got;
+    vm_def d;
+
+    parse_def(DEF(",\"vnc\":true"), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "paths.vnc"));
+    paths.vnc_listen = "10.0.0.5";
+    paths.vnc_port = 5907;
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
+    got = join(argv);
+    assert_non_null(strstr(got, "-vnc\n10.0.0.5:7,password=on\n"));
+    assert_null(strstr(got, "password=s"));
+    free(got);
+    qemu_argv_free(argv);
+    paths.vnc_listen = "fd00::5";
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
+    got = join(argv);
+    assert_non_null(strstr(got, "-vnc\n[fd00::5]:7,password=on\n"));
+    free(got);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
 static void disks_without_chains_or_ports_are_refused(void **state)
 {
     static const qemu_disk_chain unopened[] = { { 0, { { NULL, NULL, false } } } };
@@ -526,6 +552,7 @@ int main(void)
         cmocka_unit_test(disks_without_chains_or_ports_are_refused),
         cmocka_unit_test(nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac),
         cmocka_unit_test(passed_through_devices_get_a_vfio_device_each),
+        cmocka_unit_test(a_vnc_display_is_password_protected_on_the_hosts_address),
         cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
         cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),
         cmocka_unit_test(a_kernel_path_with_a_newline_is_refused_naming_kernel),

@@ -347,6 +347,13 @@ static const struct bad_case {
     {WITH("\"nics\":\"rhevm:eth0:maybe\""), "nics[0]"},
     {WITH("\"nics\":\"br0,b r1\""), "nics[1].bridge"},
     {WITH("\"passthrough\":7"), "passthrough"},
+    {WITH("\"vnc\":\"yes\""), "vnc"},
+    {WITH("\"cpu-shares\":0"), "cpu-shares"},
+    {WITH("\"cpu-shares\":101"), "cpu-shares"},
+    {WITH("\"cpu-shares\":\"half\""), "cpu-shares"},
+    {WITH("\"memory-limit\":\"lots\""), "memory-limit"},
+    {WITH("\"memory\":1024,\"memory-limit\":1024"), "memory-limit"},
+    {WITH("\"memory\":1024,\"max-memory\":4096,\"memory-limit\":2048"), "memory-limit"},
     {WITH("\"passthrough\":\"devpassthrough:0000:01:00.8\""), "passthrough[0]"},
     {WITH("\"passthrough\":\"devpassthrough:0000:01:00.2,pci_0000_01_20_0\""), "passthrough[1]"},
     {WITH("\"passthrough\":[\"01:00\"]"), "passthrough[0]"},
@@ -588,6 +595,25 @@ static void passthrough_devices_are_read_in_every_form(void **state)
     vmdef_free(&d);
 }
 
+/* OpenNebula's CPU=0.5 is half the weight of CPU=1.0. */
+static void cpu_shares_become_cgroup_weights_and_round_trip(void **state)
+{
+    const char *field = NULL;
+    vm_def a, b;
+
+    parse_ok(WITHU("\"cpu-shares\":0.5,\"memory-limit\":\"1G\",\"vnc\":true"), &a);
+    assert_int_equal(a.cpu_weight, 50);
+    assert_int_equal(a.memory_limit_mib, 1024);
+    assert_true(a.vnc);
+    assert_round_trips(&a);
+    parse_ok(WITHU("\"cpu-shares\":1,\"memory-limit\":\"1G\",\"vnc\":true"), &b);
+    assert_int_equal(b.cpu_weight, 2 * a.cpu_weight);
+    assert_true(vmdef_needs_restart(&a, &b, &field));
+    assert_string_equal(field, "cpu-shares");
+    vmdef_free(&a);
+    vmdef_free(&b);
+}
+
 static void a_change_of_disks_needs_a_restart(void **state)
 {
     const char *field = NULL;
@@ -663,7 +689,7 @@ static void canonical_form_makes_every_default_explicit(void **state)
     assert_string_equal(text,
                         "{\"name\":\"vm1\",\"uuid\":\"" UUID "\",\"vcpus\":1,\"max-vcpus\":1,"
                         "\"memory\":512,\"max-memory\":0,\"machine\":\"q35\",\"cpu-model\":\"\","
-                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"labels\":{}}");
+                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"vnc\":false,\"labels\":{}}");
     free(text);
     vmdef_free(&d);
 }
@@ -688,7 +714,7 @@ static void canonical_form_of_a_full_definition_round_trips(void **state)
                         "\"cpu-model\":\"Skylake-Server\",\"accel\":\"kvm\","
                         "\"boot\":[\"disk\",\"network\"],\"kernel\":\"/b/k\",\"initrd\":\"/b/i\","
                         "\"cmdline\":\"console=ttyS0\",\"serial\":{\"speed\":115200},"
-                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],\"nics\":[],\"passthrough\":[],"
+                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"vnc\":false,"
                         "\"labels\":{\"hostname\":\"node1\"}}");
     assert_round_trips(&d);
     free(text);
@@ -883,6 +909,7 @@ int main(void)
         cmocka_unit_test(a_change_of_disks_needs_a_restart),
         cmocka_unit_test(nics_are_read_in_every_form_and_keep_their_macs),
         cmocka_unit_test(passthrough_devices_are_read_in_every_form),
+        cmocka_unit_test(cpu_shares_become_cgroup_weights_and_round_trip),
         cmocka_unit_test(each_field_of_the_wrong_type_is_refused_naming_it),
         cmocka_unit_test(too_many_labels_are_refused),
         cmocka_unit_test(label_value_longer_than_1024_is_refused),
