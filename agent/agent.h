@@ -50,6 +50,7 @@ typedef struct agent {
     /* A test seam: sysfs writes go here when set (a fake kernel), else to
      * the files. */
     int (*sysfs_write)(void *opaque, const char *path, const char *value);
+    struct cg_host *cgroups;      /* the host's cgroup controllers; NULL: none usable (or not probed) */
     void *sysfs_opaque;
 } agent;
 

@@ -107,6 +107,7 @@ struct json_object *arg_object(request *r, struct json_object *args, const char 
     if (!v || !json_object_is_type(v, json_type_object)) {
         request_error(r, "InvalidParameter", "%s: %s", key, v ? "must be an object" : "missing");
         *ok = false;
+        return NULL;
     }
     return v;
 }

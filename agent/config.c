@@ -56,6 +56,18 @@ STRING_SETTER(set_umount, umount)
 STRING_SETTER(set_sysfs_root, sysfs_root)
 STRING_SETTER(set_vnc_listen, vnc_listen)
 
+/* "none" turns per-VM cgroups off. */
+static int set_cgroup_parent(agent_config *c, const char *v, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    if (!strcmp(v, "none")) {
+        free(c->cgroup_parent);
+        c->cgroup_parent = NULL;
+        return 0;
+    }
+    return set_string(&c->cgroup_parent, v);
+}
+
 static int set_accel(agent_config *c, const char *v, char *err, size_t errlen)
 {
     if (strcmp(v, "auto") == 0)
@@ -134,6 +146,7 @@ static const struct {
     { "mount-nfs", set_mount_nfs },
     { "umount", set_umount },
     { "sysfs-root", set_sysfs_root },
+    { "cgroup-parent", set_cgroup_parent },
     { "vnc-listen", set_vnc_listen },
     { "vnc-port-min", set_vnc_port_min },
     { "vnc-port-max", set_vnc_port_max },
@@ -171,6 +184,7 @@ void config_init_defaults(agent_config *c)
     c->umount = strdup("/bin/umount");
     c->mount_timeout_ms = 60000;
     c->vnc_listen = strdup("127.0.0.1");
+    c->cgroup_parent = strdup("agentd");
     c->vnc_port_min = 5900;
     c->vnc_port_max = 5999;
 }
@@ -246,6 +260,7 @@ void config_free(agent_config *c)
     free(c->umount);
     free(c->sysfs_root);
     free(c->vnc_listen);
+    free(c->cgroup_parent);
     memset(c, 0, sizeof(*c));
 }
 

@@ -33,6 +33,7 @@ typedef struct agent_config {
     char *umount;          /* unmounts it: HELPER DIR */
     char *vnc_listen;      /* VNC displays bind here (an IP address) */
     uint32_t vnc_port_min, vnc_port_max;   /* the host's VNC range, from 5900 */
+    char *cgroup_parent;   /* each QEMU's cgroup is PARENT/vm-NAME; NULL: cgroups off */
     char *sysfs_root;      /* where sysfs is for passthrough; NULL: "/" (tests: a fake tree) */
     agent_accel accel;
     log_level log_level;

@@ -13,4 +13,7 @@ typedef struct errbuf {
 /* Formats the message into e (if it has room) and returns -EINVAL. */
 int errbuf_fail(errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The same for a plain buffer (err may be NULL); returns r. */
+int err_format(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

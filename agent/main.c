@@ -27,6 +27,7 @@
 #include "statefile.h"
 #include "vm.h"
 #include "vm_vnc.h"
+#include "cgroup.h"
 
 #define DEFAULT_CONFIG "/etc/agentd.conf"
 #define EVENT_RING 1024
@@ -146,6 +147,22 @@ static int prepare_dirs(agent *a)
     return 0;
 }
 
+static void probe_cgroups(agent *a)
+{
+    char err[256] = "no usable cpu or memory controller";
+    cg_host *h;
+
+    if (!a->cfg.cgroup_parent || !(h = calloc(1, sizeof(*h))))
+        return;
+    if (cg_host_detect(NULL, NULL, a->cfg.cgroup_parent, h, err, sizeof(err)) < 0 || h->mode == CG_NONE) {
+        log_warn("cgroups: %s; VMs run without limits of their own", err);
+        free(h);
+        return;
+    }
+    log_info("cgroups: %s, each QEMU under %s", cg_mode_name(h), a->cfg.cgroup_parent);
+    a->cgroups = h;
+}
+
 static void probe_host(agent *a)
 {
     a->kvm_available = host_kvm_usable();
@@ -163,6 +180,7 @@ static void probe_host(agent *a)
     } else {
         a->qemu_version = v;
     }
+    probe_cgroups(a);
     if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
         snprintf(a->hostname, sizeof(a->hostname), "localhost");
     log_info("agentd %s: QEMU %s (%s), accelerator %s%s", AGENTD_VERSION_STRING, a->qemu_version_str,
@@ -389,6 +407,7 @@ int main(int argc, char **argv)
     event_log_free(a.events);
     agent_vms_changed(&a);
     uv_loop_close(a.loop);
+    free(a.cgroups);
     config_free(&a.cfg);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "qemu_argv_buf.h"
 #include "qemu_disks.h"
 #include "qemu_nics.h"
+#include "qemu_devices.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -286,6 +287,7 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push_isolation(&b, host);
     push_vnc(&b, def, paths);
     push_boot(&b, def);
+    qemu_push_hotplug_ports(&b, def);
     qemu_push_disks(&b, def, paths);
     qemu_push_nics(&b, def, paths);
     qemu_push_hostdevs(&b, def);

@@ -11,6 +11,7 @@
 #include "errbuf.h"
 #include "qemu_argv.h"
 #include "qemu_argv_buf.h"
+#include "qemu_devices.h"
 #include "qemu_disks.h"
 
 #include <stdbool.h>
@@ -22,17 +23,6 @@
 #define Q35_AHCI_PORTS 6          /* the ICH9 AHCI built into q35: ide.0 .. ide.5 */
 #define PC_IDE_DEVICES 4          /* PIIX: two buses, master and slave */
 #define PC_AHCI_PORTS 6           /* an ich9-ahci added to a pc machine */
-
-typedef enum machine_family { MACHINE_Q35, MACHINE_PC, MACHINE_OTHER } machine_family;
-
-static machine_family family_of(const char *machine)
-{
-    if (strncmp(machine, "q35", 3) == 0 || strncmp(machine, "pc-q35", 6) == 0)
-        return MACHINE_Q35;
-    if (strcmp(machine, "pc") == 0 || strncmp(machine, "pc-", 3) == 0)
-        return MACHINE_PC;
-    return MACHINE_OTHER;
-}
 
 /* ---- checks -------------------------------------------------------------------- */
 
@@ -47,14 +37,14 @@ typedef struct bus_count {
 
 static void count_buses(const vm_def *def, bus_count *c)
 {
-    machine_family f = family_of(def->machine);
+    qemu_machine_family f = qemu_machine_family_of(def->machine);
 
     *c = (bus_count){ 0 };
     for (size_t i = 0; i < def->ndisks; i++) {
         vm_disk_bus b = def->disks[i].bus;
         if (b == VM_DISK_VIRTIO_SCSI)
             c->scsi++;
-        else if (b == VM_DISK_SATA || (b == VM_DISK_IDE && f == MACHINE_Q35))
+        else if (b == VM_DISK_SATA || (b == VM_DISK_IDE && f == QEMU_MACHINE_Q35))
             c->ahci++;
         else if (b == VM_DISK_IDE)
             c->ide++;
@@ -63,16 +53,16 @@ static void count_buses(const vm_def *def, bus_count *c)
 
 static int check_buses(const vm_def *def, errbuf *e)
 {
-    machine_family f = family_of(def->machine);
+    qemu_machine_family f = qemu_machine_family_of(def->machine);
     bus_count c;
 
     count_buses(def, &c);
-    if (f == MACHINE_OTHER && (c.ahci || c.ide))
+    if (f == QEMU_MACHINE_OTHER && (c.ahci || c.ide))
         return errbuf_fail(e, "disks: machine %s has no SATA or IDE ports (use virtio-blk or virtio-scsi)",
                            def->machine);
-    if (c.ahci > (f == MACHINE_Q35 ? Q35_AHCI_PORTS : PC_AHCI_PORTS))
+    if (c.ahci > (f == QEMU_MACHINE_Q35 ? Q35_AHCI_PORTS : PC_AHCI_PORTS))
         return errbuf_fail(e, "disks: %u SATA disks, but the machine has %d ports", c.ahci,
-                           f == MACHINE_Q35 ? Q35_AHCI_PORTS : PC_AHCI_PORTS);
+                           f == QEMU_MACHINE_Q35 ? Q35_AHCI_PORTS : PC_AHCI_PORTS);
     if (c.ide > PC_IDE_DEVICES)
         return errbuf_fail(e, "disks: %u IDE disks, but the machine has %d places", c.ide, PC_IDE_DEVICES);
     return 0;
@@ -100,7 +90,7 @@ int qemu_disks_check(const vm_def *def, const qemu_paths *paths, errbuf *e)
 
 /* ---- -blockdev ------------------------------------------------------------------- */
 
-static void node_name(char *out, size_t len, const char *kind, const vm_disk *d, size_t k)
+void qemu_disk_node_name(char *out, size_t len, const char *kind, const vm_disk *d, size_t k)
 {
     if (k == 0)
         snprintf(out, len, "%s-%s", kind, d->target);
@@ -138,27 +128,27 @@ static void push_json(argv_buf *b, struct json_object *o)
     json_object_put(o);
 }
 
-static void push_file_node(argv_buf *b, const vm_disk *d, const qemu_disk_node *n, size_t k)
+struct json_object *qemu_disk_file_node(const vm_disk *d, const qemu_disk_node *n, size_t k)
 {
     struct json_object *o = json_object_new_object();
     char name[32];
 
-    node_name(name, sizeof(name), "file", d, k);
+    qemu_disk_node_name(name, sizeof(name), "file", d, k);
     json_object_object_add(o, "driver", json_object_new_string(n->block_device ? "host_device" : "file"));
     json_object_object_add(o, "filename", json_object_new_string(n->path));
     json_object_object_add(o, "node-name", json_object_new_string(name));
     json_object_object_add(o, "aio", json_object_new_string(vm_disk_io_name(d->io)));
     add_common(o, d, k);
-    push_json(b, o);
+    return o;
 }
 
-static void push_format_node(argv_buf *b, const vm_disk *d, const qemu_disk_chain *c, size_t k)
+struct json_object *qemu_disk_format_node(const vm_disk *d, const qemu_disk_chain *c, size_t k)
 {
     struct json_object *o = json_object_new_object();
     char name[32], file[32], backing[32];
 
-    node_name(name, sizeof(name), "drive", d, k);
-    node_name(file, sizeof(file), "file", d, k);
+    qemu_disk_node_name(name, sizeof(name), "drive", d, k);
+    qemu_disk_node_name(file, sizeof(file), "file", d, k);
     json_object_object_add(o, "driver", json_object_new_string(c->nodes[k].format));
     json_object_object_add(o, "node-name", json_object_new_string(name));
     json_object_object_add(o, "file", json_object_new_string(file));
@@ -166,27 +156,27 @@ static void push_format_node(argv_buf *b, const vm_disk *d, const qemu_disk_chai
     if (strcmp(c->nodes[k].format, "qcow2") == 0) {
         /* null: QEMU must not open the backing file the image names itself. */
         if (k + 1 < c->depth) {
-            node_name(backing, sizeof(backing), "drive", d, k + 1);
+            qemu_disk_node_name(backing, sizeof(backing), "drive", d, k + 1);
             json_object_object_add(o, "backing", json_object_new_string(backing));
         } else {
             json_object_object_add(o, "backing", NULL);
         }
     }
-    push_json(b, o);
+    return o;
 }
 
 static void push_chain(argv_buf *b, const vm_disk *d, const qemu_disk_chain *c)
 {
     for (size_t k = c->depth; k-- > 0;) {
-        push_file_node(b, d, &c->nodes[k], k);
-        push_format_node(b, d, c, k);
+        push_json(b, qemu_disk_file_node(d, &c->nodes[k], k));
+        push_json(b, qemu_disk_format_node(d, c, k));
     }
 }
 
 /* ---- -device ------------------------------------------------------------------------ */
 
 typedef struct placement {
-    machine_family family;
+    qemu_machine_family family;
     unsigned ahci, ide, scsi;     /* next port of each */
     bool scsi_controller, pc_ahci;
 } placement;
@@ -211,37 +201,82 @@ static void push_controllers(argv_buf *b, const vm_disk *d, placement *p)
         argv_push(b, "virtio-scsi-pci,id=scsi0");
         p->scsi_controller = true;
     }
-    if (d->bus == VM_DISK_SATA && p->family == MACHINE_PC && !p->pc_ahci) {
+    if (d->bus == VM_DISK_SATA && p->family == QEMU_MACHINE_PC && !p->pc_ahci) {
         argv_push(b, "-device");
         argv_push(b, "ich9-ahci,id=sata0");
         p->pc_ahci = true;
     }
 }
 
-/* Where the device plugs in, as ",bus=..." options. */
-static void place(char *out, size_t len, const vm_disk *d, placement *p)
+/* The next scsi-id no disk holds as its slot: a disk placed at start
+ * never takes the place a hotplugged one keeps. */
+static unsigned next_scsi_id(const vm_def *def, placement *p)
 {
-    bool ahci = d->bus == VM_DISK_SATA || (d->bus == VM_DISK_IDE && p->family == MACHINE_Q35);
+    for (;; p->scsi++) {
+        bool taken = false;
+        for (size_t j = 0; j < def->ndisks; j++)
+            taken |= def->disks[j].bus == VM_DISK_VIRTIO_SCSI && def->disks[j].slot == (int)p->scsi;
+        if (!taken)
+            return p->scsi++;
+    }
+}
+
+/* Where the device plugs in, as ",bus=..." options. */
+static void place(char *out, size_t len, const vm_def *def, const vm_disk *d, placement *p)
+{
+    bool ahci = d->bus == VM_DISK_SATA || (d->bus == VM_DISK_IDE && p->family == QEMU_MACHINE_Q35);
 
     if (d->bus == VM_DISK_VIRTIO_BLK)
         out[0] = '\0';
     else if (d->bus == VM_DISK_VIRTIO_SCSI)
-        snprintf(out, len, ",bus=scsi0.0,channel=0,scsi-id=%u,lun=0", p->scsi++);
+        snprintf(out, len, ",bus=scsi0.0,channel=0,scsi-id=%u,lun=0", next_scsi_id(def, p));
     else if (ahci)
-        snprintf(out, len, ",bus=%s.%u", p->family == MACHINE_Q35 ? "ide" : "sata0", p->ahci++);
+        snprintf(out, len, ",bus=%s.%u", p->family == QEMU_MACHINE_Q35 ? "ide" : "sata0", p->ahci++);
     else {
         snprintf(out, len, ",bus=ide.%u,unit=%u", p->ide / 2, p->ide % 2);
         p->ide++;
     }
 }
 
-static void push_device(argv_buf *b, const vm_disk *d, placement *p)
+struct json_object *qemu_disk_slot_device(const vm_def *def, size_t i)
 {
+    const vm_disk *d = &def->disks[i];
+    struct json_object *o = json_object_new_object();
+    char id[16], drive[16];
+
+    snprintf(id, sizeof(id), "disk-%s", d->target);
+    snprintf(drive, sizeof(drive), "drive-%s", d->target);
+    json_object_object_add(o, "driver", json_object_new_string(device_model(d)));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "drive", json_object_new_string(drive));
+    if (d->bus == VM_DISK_VIRTIO_SCSI) {
+        json_object_object_add(o, "bus", json_object_new_string("scsi0.0"));
+        json_object_object_add(o, "channel", json_object_new_int(0));
+        json_object_object_add(o, "scsi-id", json_object_new_int(d->slot));
+        json_object_object_add(o, "lun", json_object_new_int(0));
+    } else {
+        qemu_slot_place(def, d->slot, o);
+    }
+    if (d->boot_index >= 0)
+        json_object_object_add(o, "bootindex", json_object_new_int(d->boot_index));
+    /* Writethrough is the guest seeing no volatile cache. */
+    if (d->cache == VM_CACHE_WRITETHROUGH || d->cache == VM_CACHE_DIRECTSYNC)
+        json_object_object_add(o, "write-cache", json_object_new_boolean(0));
+    return o;
+}
+
+static void push_device(argv_buf *b, const vm_def *def, size_t i, placement *p)
+{
+    const vm_disk *d = &def->disks[i];
     bool wt = d->cache == VM_CACHE_WRITETHROUGH || d->cache == VM_CACHE_DIRECTSYNC;
     char where[64], drive[48] = "", boot[32] = "";
 
     push_controllers(b, d, p);
-    place(where, sizeof(where), d, p);
+    if (d->slot >= 0 && has_media(d)) {
+        qemu_push_device(b, qemu_disk_slot_device(def, i));
+        return;
+    }
+    place(where, sizeof(where), def, d, p);
     if (has_media(d))
         snprintf(drive, sizeof(drive), ",drive=drive-%s", d->target);
     if (d->boot_index >= 0)
@@ -254,11 +289,11 @@ static void push_device(argv_buf *b, const vm_disk *d, placement *p)
 
 void qemu_push_disks(argv_buf *b, const vm_def *def, const qemu_paths *paths)
 {
-    placement p = { .family = family_of(def->machine) };
+    placement p = { .family = qemu_machine_family_of(def->machine) };
 
     for (size_t i = 0; i < def->ndisks; i++)
         if (has_media(&def->disks[i]))
             push_chain(b, &def->disks[i], &paths->disks[i]);
     for (size_t i = 0; i < def->ndisks; i++)
-        push_device(b, &def->disks[i], &p);
+        push_device(b, def, i, &p);
 }

@@ -1,22 +1,19 @@
 /* qemu_nics.c: a VM's NICs on the QEMU command line: a tap netdev over the
  * fds the agent made (QEMU never opens /dev/net/tun, and needs no
  * privilege for it), with vhost-net fds when there are, and the device of
- * the NIC's model with its MAC. Ids follow the NIC's place ("net0",
- * "nic0"), so a device keeps its name across restarts. Passed-through PCI
+ * the NIC's model with its MAC. Ids follow the NIC's MAC ("net-525400..",
+ * "nic-525400.."), so a device keeps its name across restarts and hotplug. Passed-through PCI
  * devices are here too: most are NICs (SR-IOV VFs). */
 #include "errbuf.h"
 #include "qemu_argv.h"
 #include "qemu_argv_buf.h"
+#include "qemu_devices.h"
 #include "qemu_nics.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "net/net.h"
-
-static const char *const device_models[] = {
-    [VM_NIC_VIRTIO] = "virtio-net-pci", [VM_NIC_E1000] = "e1000", [VM_NIC_RTL8139] = "rtl8139",
-};
 
 int qemu_nics_check(const vm_def *def, const qemu_paths *paths, errbuf *e)
 {
@@ -45,39 +42,26 @@ static void fd_list(char *out, size_t len, const int *fds, unsigned n)
         at += (size_t)snprintf(out + at, len - at, "%s%d", q ? ":" : "", fds[q]);
 }
 
-static void push_netdev(argv_buf *b, size_t i, const qemu_nic_fds *f)
+static void push_netdev(argv_buf *b, const vm_nic *n, const qemu_nic_fds *f)
 {
-    char taps[160], vhosts[160];
+    char taps[160], vhosts[160], dev[24], netdev[24];
 
+    qemu_nic_ids(n, dev, netdev);
     fd_list(taps, sizeof(taps), f->tap, f->ntap);
     fd_list(vhosts, sizeof(vhosts), f->vhost, f->nvhost);
     argv_push(b, "-netdev");
     if (f->nvhost)
-        argv_pushf(b, "tap,id=net%zu,%s=%s,vhost=on,%s=%s", i, f->ntap > 1 ? "fds" : "fd", taps,
+        argv_pushf(b, "tap,id=%s,%s=%s,vhost=on,%s=%s", netdev, f->ntap > 1 ? "fds" : "fd", taps,
                    f->ntap > 1 ? "vhostfds" : "vhostfd", vhosts);
     else
-        argv_pushf(b, "tap,id=net%zu,%s=%s", i, f->ntap > 1 ? "fds" : "fd", taps);
-}
-
-static void push_nic_device(argv_buf *b, size_t i, const vm_nic *n)
-{
-    char mac[NET_MAC_TEXT], mq[48] = "", boot[32] = "";
-
-    net_mac_format(n->mac, mac);
-    /* Each queue pair wants two vectors, plus config and control. */
-    if (n->queues > 1)
-        snprintf(mq, sizeof(mq), ",mq=on,vectors=%u", 2 * n->queues + 2);
-    if (n->boot_index >= 0)
-        snprintf(boot, sizeof(boot), ",bootindex=%d", n->boot_index);
-    argv_push(b, "-device");
-    argv_pushf(b, "%s,netdev=net%zu,mac=%s,id=nic%zu%s%s", device_models[n->model], i, mac, i, mq, boot);
+        argv_pushf(b, "tap,id=%s,%s=%s", netdev, f->ntap > 1 ? "fds" : "fd", taps);
 }
 
 void qemu_push_nics(argv_buf *b, const vm_def *def, const qemu_paths *paths)
 {
     for (size_t i = 0; i < def->nnics; i++) {
-        push_netdev(b, i, &paths->nics[i]);
-        push_nic_device(b, i, &def->nics[i]);
+        push_netdev(b, &def->nics[i], &paths->nics[i]);
+        qemu_push_device(b, qemu_nic_device(def, &def->nics[i]));
     }
 }
 

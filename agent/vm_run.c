@@ -4,6 +4,7 @@
 #include "vm_disks.h"
 #include "vm_nics.h"
 #include "vm_vnc.h"
+#include "vm_cgroup.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -152,6 +153,9 @@ typedef struct exit_work {
     char *tail;
     net_sysfs sysfs;
     vm_hostdevs_held held;   /* to give back now that QEMU is gone */
+    const cg_host *cgroups;
+    int cg_status;
+    char cg_err[384];
     int held_status;
     char held_err[384];
 } exit_work;
@@ -177,6 +181,7 @@ static void read_log_tail(uv_work_t *req)
     if (proc_read_tail(w->v->qemu_log, LOG_TAIL_BYTES, &w->tail) < 0)
         w->tail = NULL;
     w->held_status = vm_hostdevs_give_back(&w->sysfs, &w->held, w->held_err, sizeof(w->held_err));
+    w->cg_status = vm_cgroup_leave(w->cgroups, w->v->def.name, w->cg_err, sizeof(w->cg_err));
 }
 
 static bool crash_loop(vm *v)
@@ -259,6 +264,8 @@ static void after_log_tail(uv_work_t *req, int status)
     if (w->held_status < 0)
         log_err("vm %s: a passed-through device did not go back to its driver: %s", w->v->def.name,
                 w->held_err);
+    if (w->cg_status < 0)
+        log_err("vm %s: its cgroup stays: %s", w->v->def.name, w->cg_err);
     finish_exit(w->v, w->status, w->tail);
     free(w->tail);
     free(w);
@@ -285,6 +292,7 @@ static void on_process_exit(uv_poll_t *h, int status, int events)
     log_info("vm %s: QEMU (pid %d) ended", v->def.name, v->proc.pid);
     if (!w) {
         vm_hostdevs_release(v, &v->held_devs);
+        vm_cgroup_release(v);
         v->held_devs.n = 0;
         finish_exit(v, wstatus, NULL);
         return;
@@ -293,6 +301,7 @@ static void on_process_exit(uv_poll_t *h, int status, int events)
     w->status = wstatus;
     vm_hostdevs_sysfs(v->agent, &w->sysfs);
     w->held = v->held_devs;
+    w->cgroups = v->agent->cgroups;
     v->held_devs.n = 0;
     v->pending_io++;
     if (uv_queue_work(v->agent->loop, &w->req, read_log_tail, after_log_tail) < 0)
@@ -424,12 +433,26 @@ typedef struct spawn_work {
     net_sysfs sysfs;
     vm_hostdevs_held held;
     unsigned vnc_port;
+    const cg_host *cgroups;
     char **argv;
     int qmp_fd;
     pid_t pid;
     int status;
     char err[512];
 } spawn_work;
+
+/* A QEMU that must not run on (its cgroup could not be set up): killed and
+ * reaped here, before the loop ever watches it; its group goes too. */
+static void kill_spawned(spawn_work *w)
+{
+    int status;
+
+    kill(w->pid, SIGKILL);
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    vm_cgroup_leave(w->cgroups, w->def.name, NULL, 0);
+    w->pid = 0;
+}
 
 /* Opening the disk chains reads image headers, and posix_spawn waits until
  * the child has exec'd (tens of milliseconds for QEMU on a loaded host):
@@ -453,6 +476,9 @@ static void run_spawn(uv_work_t *req)
         (w->status = proc_spawn_fds(w->argv, v->qemu_log, w->qmp_fd, w->nics->extra, w->nics->nextra,
                                     &w->pid)) < 0)
         snprintf(w->err, sizeof(w->err), "launching %s: %s", w->host.binary, strerror(-w->status));
+    /* QEMU starts paused (-S): it is in its cgroup before a guest instruction runs. */
+    if (w->status == 0 && (w->status = vm_cgroup_enter(w->cgroups, &w->def, w->pid, w->err, sizeof(w->err))) < 0)
+        kill_spawned(w);
     if (w->status < 0)
         vm_hostdevs_give_back(&w->sysfs, &w->held, NULL, 0);
 }
@@ -544,6 +570,7 @@ static spawn_work *spawn_work_new(vm *v, char *err, size_t errlen)
     w->qmp_fd = -1;
     w->create_bridges = v->agent->cfg.create_bridges;
     vm_hostdevs_sysfs(v->agent, &w->sysfs);
+    w->cgroups = v->agent->cgroups;
     agent_qemu_host(v->agent, &w->host);
     if (vmdef_copy(&v->def, &w->def) < 0) {
         free(w->files);
@@ -682,6 +709,7 @@ int vm_adopt(vm *v)
         log_notice("vm %s: its QEMU is gone (%s); marking it stopped", v->def.name,
                    r < 0 ? "unreadable runtime record" : "no such process");
         vm_hostdevs_release(v, &held);
+        vm_cgroup_release(v);
         statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
         if (r == 0)
             vm_set_state(v, VM_STOPPED, "exited", NULL);
@@ -698,6 +726,7 @@ int vm_adopt(vm *v)
         return r;
     }
     log_info("vm %s: adopting QEMU pid %d", v->def.name, pid);
+    vm_cgroup_adopt(v, pid);
     /* Running until QEMU says otherwise; QMP failing makes it unresponsive, never killed. */
     v->state = VM_RUNNING;
     v->reason = "agent-restart";

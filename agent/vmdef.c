@@ -741,6 +741,7 @@ static const struct field {
     {"nics", vmdef_nics_parse},
     {"passthrough", vmdef_passthrough_parse},
     {"vnc", vmdef_vnc_parse},
+    {"hotplug-slots", vmdef_hotplug_slots_parse},
     {"cpu-shares", vmdef_cpu_shares_parse},
     {"memory-limit", vmdef_memory_limit_parse},
 };
@@ -934,6 +935,7 @@ static void def_init(vm_def *d)
     memcpy(d->machine, "q35", sizeof("q35"));
     d->accel = VM_ACCEL_DEFAULT;
     d->on_crash = VM_ON_CRASH_DESTROY;
+    d->hotplug_slots = VM_HOTPLUG_SLOTS_DEFAULT;
 }
 
 static int fill_uuid(struct json_object *obj, vm_def *d, errbuf *e)

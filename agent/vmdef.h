@@ -44,6 +44,9 @@ typedef enum vm_boot_dev {
 } vm_boot_dev;
 
 #define VM_DISKS_MAX 32
+#define VM_SLOT_MAX 255
+#define VM_HOTPLUG_SLOTS_MAX 16
+#define VM_HOTPLUG_SLOTS_DEFAULT 4
 #define VM_VOLUME_MAX 255
 #define VM_TARGET_MAX 7
 
@@ -82,6 +85,7 @@ typedef struct vm_disk {
     bool cdrom;
     bool discard;                     /* unmap what the guest discards */
     int boot_index;                   /* -1: none */
+    int slot;                         /* -1: placed at start; else virtio-blk: hotplug port, scsi: scsi-id */
 } vm_disk;
 
 const char *vm_disk_bus_name(vm_disk_bus b);
@@ -108,6 +112,7 @@ typedef struct vm_nic {
     size_t ntrunks;
     unsigned queues;                  /* virtio multi-queue; 1 by default */
     int boot_index;                   /* -1: none (network boot when set) */
+    int slot;                         /* -1: placed at start; else its hotplug port */
     char guest_name[VM_IFNAME_MAX + 1];   /* RHEV's ifname, for the management node */
 } vm_nic;
 
@@ -151,6 +156,7 @@ typedef struct vm_def {
     vm_hostdev hostdevs[VM_HOSTDEVS_MAX];
     size_t nhostdevs;
     bool vnc;                               /* a VNC display, password-protected */
+    uint32_t hotplug_slots;                 /* PCI ports kept free for hotplugged disks and NICs */
     uint32_t cpu_weight;                    /* cgroup weight 1..10000 (cpu-shares x 100); 0: the default */
     uint64_t memory_limit_mib;              /* cgroup memory limit; 0: none */
     vm_label labels[VM_LABELS_MAX];

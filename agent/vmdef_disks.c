@@ -36,7 +36,7 @@ static const char *const io_names[] = { [VM_IO_THREADS] = "threads", [VM_IO_NATI
                                         [VM_IO_URING] = "io_uring" };
 static const char *const disk_members[] = {
     "target", "pool", "volume", "path", "size", "format", "bus",
-    "cache", "io", "readonly", "cdrom", "discard", "boot-index",
+    "cache", "io", "readonly", "cdrom", "discard", "boot-index", "slot",
 };
 
 const char *vm_disk_bus_name(vm_disk_bus b)
@@ -169,6 +169,16 @@ static int boot_index_member(struct json_object *v, vm_disk *d, const disk_ctx *
     return 0;
 }
 
+static int slot_member(struct json_object *v, vm_disk *d, const disk_ctx *c)
+{
+    uint64_t n;
+
+    if (!vmdef_json_uint(v, &n) || n > VM_SLOT_MAX)
+        return errbuf_fail(c->e, "disks[%zu].slot: must be a whole number from 0 to %d", c->i, VM_SLOT_MAX);
+    d->slot = (int)n;
+    return 0;
+}
+
 static int member(const char *key, struct json_object *v, vm_disk *d, disk_ctx *c)
 {
     int k = -1, r;
@@ -194,6 +204,8 @@ static int member(const char *key, struct json_object *v, vm_disk *d, disk_ctx *
         return bool_member(v, &d->discard, key, c);
     if (!strcmp(key, "boot-index"))
         return boot_index_member(v, d, c);
+    if (!strcmp(key, "slot"))
+        return slot_member(v, d, c);
     if (!strcmp(key, "format")) {
         c->has_format = true;
         r = enum_member(v, format_names, ARRAY_SIZE(format_names), key, c, &k);
@@ -269,6 +281,7 @@ static void disk_init(vm_disk *d)
 {
     memset(d, 0, sizeof(*d));
     d->boot_index = -1;
+    d->slot = -1;
 }
 
 int vmdef_disks_parse(struct json_object *v, vm_def *d, errbuf *e)
@@ -467,7 +480,8 @@ static struct json_object *disk_to_json(const vm_disk *k)
         put_str(o, "cache", cache_names[k->cache]) < 0 || put_str(o, "io", io_names[k->io]) < 0 ||
         put_bool(o, "readonly", k->readonly) < 0 || put_bool(o, "cdrom", k->cdrom) < 0 ||
         put_bool(o, "discard", k->discard) < 0 ||
-        (k->boot_index >= 0 && put(o, "boot-index", json_object_new_int(k->boot_index)) < 0)) {
+        (k->boot_index >= 0 && put(o, "boot-index", json_object_new_int(k->boot_index)) < 0) ||
+        (k->slot >= 0 && put(o, "slot", json_object_new_int(k->slot)) < 0)) {
         json_object_put(o);
         return NULL;
     }
@@ -495,7 +509,7 @@ static bool disk_equal(const vm_disk *a, const vm_disk *b)
            strcmp(a->volume, b->volume) == 0 && (a->path == b->path || (a->path && b->path && !strcmp(a->path, b->path))) &&
            a->size == b->size && a->format == b->format && a->bus == b->bus && a->cache == b->cache &&
            a->io == b->io && a->readonly == b->readonly && a->cdrom == b->cdrom && a->discard == b->discard &&
-           a->boot_index == b->boot_index;
+           a->boot_index == b->boot_index && a->slot == b->slot;
 }
 
 bool vmdef_disks_equal(const vm_def *a, const vm_def *b)

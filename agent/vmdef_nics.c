@@ -26,7 +26,7 @@ static const char *const model_names[] = {
     [VM_NIC_VIRTIO] = "virtio", [VM_NIC_E1000] = "e1000", [VM_NIC_RTL8139] = "rtl8139",
 };
 static const char *const nic_members[] = {
-    "bridge", "model", "mac", "vlan", "trunks", "queues", "boot-index", "guest-name",
+    "bridge", "model", "mac", "vlan", "trunks", "queues", "boot-index", "guest-name", "slot",
 };
 
 const char *vm_nic_model_name(vm_nic_model m)
@@ -39,6 +39,7 @@ static void nic_init(vm_nic *n)
     memset(n, 0, sizeof(*n));
     n->queues = 1;
     n->boot_index = -1;
+    n->slot = -1;
 }
 
 static int set_bridge(vm_nic *n, const char *s, size_t i, errbuf *e)
@@ -109,6 +110,9 @@ static int member(const char *key, struct json_object *v, vm_nic *n, size_t i, e
     if (!strcmp(key, "vlan")) {
         if ((r = uint_member(v, NET_VLAN_MIN, NET_VLAN_MAX, &u, key, i, e)) == 0)
             n->vlan = (uint16_t)u;
+    } else if (!strcmp(key, "slot")) {
+        if ((r = uint_member(v, 0, VM_SLOT_MAX, &u, key, i, e)) == 0)
+            n->slot = (int)u;
     } else if (!strcmp(key, "queues")) {
         if ((r = uint_member(v, 1, QUEUES_MAX, &u, key, i, e)) == 0)
             n->queues = (unsigned)u;
@@ -305,6 +309,8 @@ static struct json_object *nic_to_json(const vm_nic *n)
         json_object_object_add(o, "boot-index", json_object_new_int(n->boot_index));
     if (n->guest_name[0])
         json_object_object_add(o, "guest-name", json_object_new_string(n->guest_name));
+    if (n->slot >= 0)
+        json_object_object_add(o, "slot", json_object_new_int(n->slot));
     return o;
 }
 
@@ -322,7 +328,7 @@ static bool nic_equal(const vm_nic *a, const vm_nic *b)
     return !strcmp(a->bridge, b->bridge) && a->model == b->model && !memcmp(a->mac, b->mac, 6) &&
            a->vlan == b->vlan && a->ntrunks == b->ntrunks &&
            !memcmp(a->trunks, b->trunks, a->ntrunks * sizeof(a->trunks[0])) && a->queues == b->queues &&
-           a->boot_index == b->boot_index && !strcmp(a->guest_name, b->guest_name);
+           a->boot_index == b->boot_index && !strcmp(a->guest_name, b->guest_name) && a->slot == b->slot;
 }
 
 bool vmdef_nics_equal(const vm_def *a, const vm_def *b)

@@ -191,12 +191,12 @@ static void e1000_and_rtl8139_nics_are_given_to_qemu_with_their_macs(void **stat
         define(x, nic_guest(name, mac, models[i]));
         vm_cmd(x, "vm-start", name);
         snprintf(args, sizeof(args), "{\"name\": \"%s\", \"command\": \"qom-get\", \"arguments\": "
-                                     "{\"path\": \"/machine/peripheral/nic0\", \"property\": \"mac\"}}", name);
+                                     "{\"path\": \"/machine/peripheral/nic-525400e2e1%02zx\", \"property\": \"mac\"}}", name, i);
         json_object *reply = call_ok(x, "vm-qmp", args);
         assert_string_equal(json_object_get_string(agent_return(reply)), mac);
         json_object_put(reply);
         snprintf(args, sizeof(args), "{\"name\": \"%s\", \"command\": \"qom-get\", \"arguments\": "
-                                     "{\"path\": \"/machine/peripheral/nic0\", \"property\": \"type\"}}", name);
+                                     "{\"path\": \"/machine/peripheral/nic-525400e2e1%02zx\", \"property\": \"type\"}}", name, i);
         reply = call_ok(x, "vm-qmp", args);
         assert_string_equal(json_object_get_string(agent_return(reply)), models[i]);
         json_object_put(reply);

@@ -64,6 +64,9 @@ int agentd_prepare(agentd_proc *p, const char *extra_config)
             p->dir, p->dir, p->socket, getenv("AGENTD_ACCEL") ? getenv("AGENTD_ACCEL") : "tcg");
     if (getenv("AGENTD_QEMU"))
         fprintf(f, "qemu = %s\n", getenv("AGENTD_QEMU"));
+    /* A cgroup parent of this agent's own: agents of parallel tests never
+     * share a VM's group. */
+    fprintf(f, "cgroup-parent = " TEST_CGROUP_PARENT "/%s\n", p->dir + strlen("/tmp/"));
     if (extra_config)
         fputs(extra_config, f);
     fclose(f);
@@ -190,6 +193,20 @@ static void remove_tree(const char *path)
     rmdir(path);
 }
 
+/* The agent's cgroups under every hierarchy (groups of QEMUs it left, then
+ * its parent); rmdir only, as cgroupfs wants. */
+static void remove_test_cgroups(const char *leaf)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd),
+             "for d in /sys/fs/cgroup/*/" TEST_CGROUP_PARENT "/%s /sys/fs/cgroup/" TEST_CGROUP_PARENT "/%s; do "
+             "[ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {} + 2>/dev/null; done; true",
+             leaf, leaf);
+    if (system(cmd) != 0)
+        return;
+}
+
 void agentd_cleanup(agentd_proc *p)
 {
     if (!p->dir[0])
@@ -199,6 +216,7 @@ void agentd_cleanup(agentd_proc *p)
     /* Reap QEMUs that were our children (started by an agent we forked? no:
      * by agentd, so they are its children or init's); give them a moment. */
     sleep_ms(50);
+    remove_test_cgroups(p->dir + strlen("/tmp/"));
     if (!getenv("AGENTD_KEEP_TEST_DIRS"))
         remove_tree(p->dir);
     p->dir[0] = '\0';

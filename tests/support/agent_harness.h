@@ -10,6 +10,10 @@
 
 struct json_object;
 
+/* Test agents' cgroups live under this parent, each in a group named
+ * after its temp dir. */
+#define TEST_CGROUP_PARENT "agentd-test"
+
 typedef struct agentd_proc {
     pid_t pid;
     char dir[128];          /* the temp root; state/, run/ and the socket are inside */

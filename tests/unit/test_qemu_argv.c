@@ -54,6 +54,12 @@ static const qemu_paths comma_paths = {
 #define SANDBOX(elevate)                                                                         \
     "-display\nnone\n-sandbox\non,obsolete=deny,elevateprivileges=" elevate                      \
     ",spawn=deny,resourcecontrol=deny\n"
+/* The q35 hotplug ports of a definition's default hotplug-slots (4). */
+#define PORTS                                                                                    \
+    "-device\npcie-root-port,id=hp0,bus=pcie.0,addr=0x10,chassis=1\n"                            \
+    "-device\npcie-root-port,id=hp1,bus=pcie.0,addr=0x11,chassis=2\n"                            \
+    "-device\npcie-root-port,id=hp2,bus=pcie.0,addr=0x12,chassis=3\n"                            \
+    "-device\npcie-root-port,id=hp3,bus=pcie.0,addr=0x13,chassis=4\n"
 #define TAIL "-msg\ntimestamp=on"
 
 static const struct golden {
@@ -84,7 +90,7 @@ static const struct golden {
         "-serial\nchardev:serial0\n"
         "-display\nnone\n"
         "-sandbox\non,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny\n"
-        "-msg\ntimestamp=on",
+        PORTS "-msg\ntimestamp=on",
     },
     {
         "kvm host passes the host cpu through",
@@ -92,7 +98,7 @@ static const struct golden {
         &kvm_72,
         &default_paths,
         HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n-m\n1024M\n"
-        "-smp\n2,sockets=2,cores=1,threads=1,maxcpus=2\n" MONITOR SANDBOX("deny") TAIL,
+        "-smp\n2,sockets=2,cores=1,threads=1,maxcpus=2\n" MONITOR SANDBOX("deny") PORTS TAIL,
     },
     {
         "tcg chosen by the definition on a kvm host has no -cpu",
@@ -100,7 +106,7 @@ static const struct golden {
         &kvm_72,
         &default_paths,
         HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\ntcg\n-m\n512M\n"
-        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny") TAIL,
+        "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny") PORTS TAIL,
     },
     {
         "cpu model and machine from the definition",
@@ -108,7 +114,7 @@ static const struct golden {
         &kvm_72,
         &default_paths,
         HEAD("qemu-system-x86_64") "-machine\npc-q35-7.2\n-accel\nkvm\n-cpu\nSkylake-Server\n"
-        "-m\n512M\n-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny") TAIL,
+        "-m\n512M\n-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny") PORTS TAIL,
     },
     {
         "topology with max-vcpus and max-memory scales the sockets",
@@ -118,7 +124,7 @@ static const struct golden {
         &default_paths,
         HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n"
         "-m\nsize=2048M,slots=8,maxmem=8192M\n"
-        "-smp\n4,sockets=2,cores=2,threads=2,maxcpus=8\n" MONITOR SANDBOX("deny") TAIL,
+        "-smp\n4,sockets=2,cores=2,threads=2,maxcpus=8\n" MONITOR SANDBOX("deny") PORTS TAIL,
     },
     {
         "direct kernel boot keeps the command line whole",
@@ -132,7 +138,7 @@ static const struct golden {
         "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny")
         "-kernel\n/var/lib/agentd/boot/vmlinuz\n"
         "-initrd\n/var/lib/agentd/boot/initrd.img\n"
-        "-append\nconsole=ttyS0 root=/dev/vda1 ip=10.0.0.2::10.0.0.1:255.255.255.0,eth0\n" TAIL,
+        "-append\nconsole=ttyS0 root=/dev/vda1 ip=10.0.0.2::10.0.0.1:255.255.255.0,eth0\n" PORTS TAIL,
     },
     {
         "boot order with the network first",
@@ -141,7 +147,7 @@ static const struct golden {
         &default_paths,
         HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\ntcg\n-m\n512M\n"
         "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("deny")
-        "-boot\norder=ncd\n" TAIL,
+        "-boot\norder=ncd\n" PORTS TAIL,
     },
     {
         "run-as user on qemu 7.2 uses -runas",
@@ -150,7 +156,7 @@ static const struct golden {
         &default_paths,
         HEAD("qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n-m\n512M\n"
         "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("allow")
-        "-runas\nqemu\n" TAIL,
+        PORTS "-runas\nqemu\n" TAIL,
     },
     {
         "run-as user on qemu 9.1 uses -run-with",
@@ -159,7 +165,7 @@ static const struct golden {
         &default_paths,
         HEAD("/usr/bin/qemu-system-x86_64") "-machine\nq35\n-accel\nkvm\n-cpu\nhost\n-m\n512M\n"
         "-smp\n1,sockets=1,cores=1,threads=1,maxcpus=1\n" MONITOR SANDBOX("allow")
-        "-run-with\nuser=qemu\n" TAIL,
+        PORTS "-run-with\nuser=qemu\n" TAIL,
     },
     {
         "commas in paths inside option strings are doubled",
@@ -173,7 +179,7 @@ static const struct golden {
         "-pidfile\n/run/a,b/qemu.pid\n"
         "-chardev\nsocket,id=serial0,path=/run/a,,b/serial.sock,server=on,wait=off,"
         "logfile=/var/log/x,,,,y.log,logappend=on\n"
-        "-serial\nchardev:serial0\n" SANDBOX("deny") TAIL,
+        "-serial\nchardev:serial0\n" SANDBOX("deny") PORTS TAIL,
     },
 };
 
@@ -269,7 +275,7 @@ static void disks_get_a_blockdev_per_chain_node_and_a_device_each(void **state)
     char **argv = NULL, *got;
     vm_def d;
 
-    parse_def(DEF(",\"disks\":[{\"volume\":\"vm1.sda.qcow2\",\"boot-index\":1},"
+    parse_def(DEF(",\"hotplug-slots\":0,\"disks\":[{\"volume\":\"vm1.sda.qcow2\",\"boot-index\":1},"
                   "{\"path\":\"/dev/sdb1\",\"format\":\"raw\",\"io\":\"native\","
                   "\"cache\":\"directsync\"},{\"cdrom\":true},"
                   "{\"volume\":\"vm1.sdd.qcow2\",\"bus\":\"virtio-scsi\",\"discard\":true,\"cache\":\"unsafe\"}]"),
@@ -310,6 +316,42 @@ static void disks_get_a_blockdev_per_chain_node_and_a_device_each(void **state)
     vmdef_free(&d);
 }
 
+/* A hotplugged disk or NIC keeps its port (or scsi-id) at the next start,
+ * and a disk placed at start never takes it. */
+static void slotted_devices_keep_their_port_and_scsi_id(void **state)
+{
+    static const qemu_disk_chain chains[] = {
+        { 1, { { "/p/a.qcow2", "qcow2", false } } },
+        { 1, { { "/p/b.qcow2", "qcow2", false } } },
+        { 1, { { "/p/c.qcow2", "qcow2", false } } },
+    };
+    static const qemu_nic_fds fds[] = { { .tap = { 4 }, .ntap = 1 } };
+    qemu_paths paths = default_paths;
+    char **argv = NULL, err[VM_ERR_MAX] = "", *got;
+    vm_def d;
+
+    parse_def(DEF(",\"hotplug-slots\":2,\"disks\":[{\"volume\":\"a.qcow2\",\"slot\":1},"
+                  "{\"volume\":\"b.qcow2\",\"bus\":\"virtio-scsi\"},"
+                  "{\"volume\":\"c.qcow2\",\"bus\":\"virtio-scsi\",\"slot\":0}],"
+                  "\"nics\":[{\"bridge\":\"br0\",\"mac\":\"52:54:00:00:00:01\",\"slot\":0}]"),
+              &d);
+    paths.disks = chains;
+    paths.ndisks = 3;
+    paths.nics = fds;
+    paths.nnics = 1;
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
+    got = join(argv);
+    assert_non_null(strstr(got, "-device\npcie-root-port,id=hp1,bus=pcie.0,addr=0x11,chassis=2\n-blockdev"));
+    assert_null(strstr(got, "id=hp2"));
+    assert_non_null(strstr(got, "-device\nvirtio-blk-pci,id=disk-sda,drive=drive-sda,bus=hp1\n"));
+    assert_non_null(strstr(got, "scsi-hd,bus=scsi0.0,channel=0,scsi-id=1,lun=0,drive=drive-sdb,id=disk-sdb\n"));
+    assert_non_null(strstr(got, "-device\nscsi-hd,id=disk-sdc,drive=drive-sdc,bus=scsi0.0,channel=0,scsi-id=0,lun=0\n"));
+    assert_non_null(strstr(got, "id=nic-525400000001,bus=hp0\n"));
+    free(got);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
 /* Taps come as fds the agent made: one per queue, vhost for each when
  * there is; e1000 and rtl8139 take the same netdev. */
 static void nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac(void **state)
@@ -334,12 +376,13 @@ static void nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac(vo
     assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
     got = join(argv);
     assert_non_null(strstr(got,
-        "-netdev\ntap,id=net0,fd=4,vhost=on,vhostfd=5\n"
-        "-device\nvirtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,id=nic0,bootindex=0\n"
-        "-netdev\ntap,id=net1,fds=6:7\n"
-        "-device\nvirtio-net-pci,netdev=net1,mac=52:54:00:00:00:02,id=nic1,mq=on,vectors=6\n"
-        "-netdev\ntap,id=net2,fd=8\n"
-        "-device\ne1000,netdev=net2,mac=52:54:00:00:00:03,id=nic2\n"));
+        "-netdev\ntap,id=net-525400000001,fd=4,vhost=on,vhostfd=5\n"
+        "-device\nvirtio-net-pci,netdev=net-525400000001,mac=52:54:00:00:00:01,id=nic-525400000001,bootindex=0\n"
+        "-netdev\ntap,id=net-525400000002,fds=6:7\n"
+        "-device\nvirtio-net-pci,netdev=net-525400000002,mac=52:54:00:00:00:02,id=nic-525400000002,mq=on,"
+        "vectors=6\n"
+        "-netdev\ntap,id=net-525400000003,fd=8\n"
+        "-device\ne1000,netdev=net-525400000003,mac=52:54:00:00:00:03,id=nic-525400000003\n"));
     assert_null(strstr(got, "/dev/net/tun"));
     free(got);
     qemu_argv_free(argv);
@@ -552,6 +595,7 @@ int main(void)
         cmocka_unit_test(disks_without_chains_or_ports_are_refused),
         cmocka_unit_test(nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac),
         cmocka_unit_test(passed_through_devices_get_a_vfio_device_each),
+        cmocka_unit_test(slotted_devices_keep_their_port_and_scsi_id),
         cmocka_unit_test(a_vnc_display_is_password_protected_on_the_hosts_address),
         cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
         cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),

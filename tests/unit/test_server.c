@@ -157,11 +157,17 @@ static void malformed_requests_get_errors_and_the_session_goes_on(void **state)
         { "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"x\", \"y\": 1}}\n", "InvalidParameter", "y" },
         { "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"ghost\"}}\n", "NotFound", "no VM" },
         { "{\"execute\": \"query-events\", \"arguments\": {\"after\": -1}}\n", "InvalidParameter", "after" },
+        { "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": \"b {\"}}\n", "InvalidParameter",
+          "definition: must be an object" },
+        { "{\"execute\": \"vm-define\", \"arguments\": {}}\n", "InvalidParameter", "definition: missing" },
     };
 
     negotiate(f);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t before = json_object_array_length(f->admin_out.lines);
         struct json_object *r = send_line(f, f->admin, &f->admin_out, bad[i].line);
+        /* One request, one reply: a second would go to a freed request. */
+        assert_int_equal(json_object_array_length(f->admin_out.lines), before + 1);
         assert_string_equal(member_str(r, "error", "class"), bad[i].cls);
         if (!strstr(member_str(r, "error", "desc"), bad[i].desc))
             fail_msg("'%s': desc '%s' lacks '%s'", bad[i].line, member_str(r, "error", "desc"), bad[i].desc);
