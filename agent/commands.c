@@ -568,7 +568,7 @@ static void cmd_vm_update(request *r, struct json_object *args)
     if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) ||
         !(changes = arg_object(r, args, "changes", true, &ok)))
         return;
-    if (v->job == VM_JOB_DEFINE || v->job == VM_JOB_UNDEFINE) {
+    if (v->job == VM_JOB_DEFINE || v->job == VM_JOB_UNDEFINE || v->job == VM_JOB_HOTPLUG) {
         request_error(r, "Busy", "%s: a %s job is in progress", v->def.name, vm_job_name(v->job));
         return;
     }
@@ -783,6 +783,8 @@ static const command commands[] = {
     { "vm-qmp", true, cmd_vm_qmp },
     { "vnc-credentials", true, cmd_vnc_credentials },
     { "vnc-password", true, cmd_vnc_password },
+    { "disk-attach", true, cmd_disk_attach },
+    { "disk-detach", true, cmd_disk_detach },
     { "vm-clone", true, cmd_vm_clone },
     { "job-cancel", true, cmd_job_cancel },
     { "query-pools", false, cmd_query_pools },

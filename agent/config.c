@@ -68,6 +68,20 @@ static int set_cgroup_parent(agent_config *c, const char *v, char *err, size_t e
     return set_string(&c->cgroup_parent, v);
 }
 
+/* OpenNebula's DEFAULT_ATTACH_CACHE. */
+static int set_attach_cache(agent_config *c, const char *v, char *err, size_t errlen)
+{
+    static const char *const caches[] = { "none", "writeback", "writethrough", "directsync", "unsafe" };
+
+    for (size_t i = 0; i < sizeof(caches) / sizeof(caches[0]); i++)
+        if (!strcmp(v, caches[i])) {
+            snprintf(c->attach_cache, sizeof(c->attach_cache), "%s", v);
+            return 0;
+        }
+    snprintf(err, errlen, "attach-cache: must be none, writeback, writethrough, directsync or unsafe, not '%s'", v);
+    return -EINVAL;
+}
+
 static int set_accel(agent_config *c, const char *v, char *err, size_t errlen)
 {
     if (strcmp(v, "auto") == 0)
@@ -147,6 +161,7 @@ static const struct {
     { "umount", set_umount },
     { "sysfs-root", set_sysfs_root },
     { "cgroup-parent", set_cgroup_parent },
+    { "attach-cache", set_attach_cache },
     { "vnc-listen", set_vnc_listen },
     { "vnc-port-min", set_vnc_port_min },
     { "vnc-port-max", set_vnc_port_max },
@@ -185,6 +200,7 @@ void config_init_defaults(agent_config *c)
     c->mount_timeout_ms = 60000;
     c->vnc_listen = strdup("127.0.0.1");
     c->cgroup_parent = strdup("agentd");
+    snprintf(c->attach_cache, sizeof(c->attach_cache), "none");
     c->vnc_port_min = 5900;
     c->vnc_port_max = 5999;
 }

@@ -35,6 +35,7 @@ typedef struct agent_config {
     uint32_t vnc_port_min, vnc_port_max;   /* the host's VNC range, from 5900 */
     char *cgroup_parent;   /* each QEMU's cgroup is PARENT/vm-NAME; NULL: cgroups off */
     char *sysfs_root;      /* where sysfs is for passthrough; NULL: "/" (tests: a fake tree) */
+    char attach_cache[16]; /* the cache of a disk attached to a running VM that names none */
     agent_accel accel;
     log_level log_level;
     bool foreground;

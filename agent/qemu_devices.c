@@ -39,11 +39,27 @@ void qemu_slot_place(const vm_def *def, int slot, struct json_object *dev)
     if (qemu_machine_family_of(def->machine) == QEMU_MACHINE_Q35) {
         snprintf(bus, sizeof(bus), "hp%d", slot);
         json_object_object_add(dev, "bus", json_object_new_string(bus));
+        /* A root port's one place: QEMU would put a second device beside it. */
+        json_object_object_add(dev, "addr", json_object_new_string("0x0"));
         return;
     }
     snprintf(addr, sizeof(addr), "0x%x", HOTPLUG_FIRST_SLOT + slot);
     json_object_object_add(dev, "bus", json_object_new_string("pci.0"));
     json_object_object_add(dev, "addr", json_object_new_string(addr));
+}
+
+int qemu_free_hotplug_slot(const vm_def *def)
+{
+    for (uint32_t k = 0; k < def->hotplug_slots; k++) {
+        bool taken = false;
+        for (size_t i = 0; i < def->ndisks; i++)
+            taken |= def->disks[i].bus == VM_DISK_VIRTIO_BLK && def->disks[i].slot == (int)k;
+        for (size_t i = 0; i < def->nnics; i++)
+            taken |= def->nics[i].slot == (int)k;
+        if (!taken)
+            return (int)k;
+    }
+    return -1;
 }
 
 /* Values are ids, bus names, numbers and booleans: none holds a comma. */

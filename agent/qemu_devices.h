@@ -23,6 +23,8 @@ qemu_machine_family qemu_machine_family_of(const char *machine);
 void qemu_push_hotplug_ports(argv_buf *b, const vm_def *def);
 /* Adds bus (and addr) for hotplug slot to a device object. */
 void qemu_slot_place(const vm_def *def, int slot, struct json_object *dev);
+/* The lowest hotplug slot no disk or NIC of def holds, or -1 when all are. */
+int qemu_free_hotplug_slot(const vm_def *def);
 /* -device driver,key=value,... from a device_add object (taken). */
 void qemu_push_device(argv_buf *b, struct json_object *dev);
 
@@ -31,6 +33,9 @@ struct json_object *qemu_disk_file_node(const vm_disk *d, const qemu_disk_node *
 struct json_object *qemu_disk_format_node(const vm_disk *d, const qemu_disk_chain *c, size_t k);
 /* "drive-sda", "drive-sda-1" (k > 0: backing nodes), "file-sda", ... */
 void qemu_disk_node_name(char *out, size_t len, const char *kind, const vm_disk *d, size_t k);
+/* The lowest scsi-id on scsi0 that no disk of def, started as def says,
+ * holds; -1 when none is free. */
+int qemu_disk_free_scsi_id(const vm_def *def);
 /* device_add for disk i, which has a slot (a hotplug port or a scsi-id). */
 struct json_object *qemu_disk_slot_device(const vm_def *def, size_t i);
 

@@ -238,6 +238,28 @@ static void place(char *out, size_t len, const vm_def *def, const vm_disk *d, pl
     }
 }
 
+#define SCSI_IDS 256   /* virtio-scsi's targets */
+
+int qemu_disk_free_scsi_id(const vm_def *def)
+{
+    bool used[SCSI_IDS] = { false };
+    placement p = { .family = qemu_machine_family_of(def->machine) };
+
+    for (size_t i = 0; i < def->ndisks; i++) {
+        const vm_disk *d = &def->disks[i];
+        unsigned id;
+        if (d->bus != VM_DISK_VIRTIO_SCSI)
+            continue;
+        id = d->slot >= 0 ? (unsigned)d->slot : next_scsi_id(def, &p);
+        if (id < SCSI_IDS)
+            used[id] = true;
+    }
+    for (int id = 0; id < SCSI_IDS; id++)
+        if (!used[id])
+            return id;
+    return -1;
+}
+
 struct json_object *qemu_disk_slot_device(const vm_def *def, size_t i)
 {
     const vm_disk *d = &def->disks[i];

@@ -194,7 +194,7 @@ const char *vm_job_name(vm_job_kind k)
         [VM_JOB_RESET] = "reset",     [VM_JOB_SUSPEND] = "suspend",
         [VM_JOB_RESUME] = "resume",   [VM_JOB_DEFINE] = "define",
         [VM_JOB_UNDEFINE] = "undefine", [VM_JOB_MASTER] = "master-create",
-        [VM_JOB_CLONE] = "clone",
+        [VM_JOB_CLONE] = "clone",     [VM_JOB_HOTPLUG] = "hotplug",
     };
     return names[k];
 }
@@ -323,7 +323,12 @@ static void on_vm_qmp_reply(qmp_client *c, const qmp_reply *r, void *opaque)
 
 int vm_qmp(vm *v, const char *command, struct json_object *args, qmp_reply_cb cb, void *opaque)
 {
-    qmp_exec_options o = { .fd = -1, .timeout_ms = v->agent->cfg.qmp_timeout_ms };
+    return vm_qmp_fd(v, command, args, -1, cb, opaque);
+}
+
+int vm_qmp_fd(vm *v, const char *command, struct json_object *args, int fd, qmp_reply_cb cb, void *opaque)
+{
+    qmp_exec_options o = { .fd = fd, .timeout_ms = v->agent->cfg.qmp_timeout_ms };
     qmp_call *call;
     int r;
 

@@ -23,6 +23,7 @@ typedef struct statefile_writer statefile_writer;
 typedef struct uv_poll_s uv_poll_t;
 typedef struct uv_timer_s uv_timer_t;
 typedef struct diskjob diskjob;
+typedef struct vm_qmpseq vm_qmpseq;
 
 typedef enum vm_state {
     VM_STOPPED,
@@ -46,6 +47,7 @@ typedef enum vm_job_kind {
     VM_JOB_UNDEFINE,
     VM_JOB_MASTER,     /* its disks copied into a master */
     VM_JOB_CLONE,      /* its disks being made from a master */
+    VM_JOB_HOTPLUG,    /* a device attached to or detached from its QEMU */
 } vm_job_kind;
 
 /* The outcome of a job: status 0 with ret (may be NULL, ownership passes), or
@@ -94,6 +96,8 @@ struct vm {
     bool spawning;             /* posix_spawn of QEMU in flight on the thread pool */
     uint32_t job_timeout_s;
     diskjob *diskjob;          /* the disk copies of a master-create or clone job */
+    vm_qmpseq *qmpseq;         /* the QMP steps of a hotplug job */
+    void *hotplug;             /* that job's own state, while it is the VM's job */
     vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */
     unsigned vnc_port;         /* its VNC display while QEMU runs, else 0 */
     char vnc_password[9];      /* the persistent password, "" when none */

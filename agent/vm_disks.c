@@ -113,6 +113,11 @@ int vm_disks_open(const vm_def *def, vm_disk_files *f, char *err, size_t errlen)
     return 0;
 }
 
+int vm_disks_open_one(const vm_def *def, size_t i, vm_disk_files *f, char *err, size_t errlen)
+{
+    return open_chain(&def->disks[i], i, f, err, errlen);
+}
+
 void vm_disk_files_free(vm_disk_files *f)
 {
     if (!f)

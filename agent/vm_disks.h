@@ -28,6 +28,8 @@ int vm_disks_locate(agent *a, const vm_def *def, vm_disk_files *ret, char *err, 
 /* On the thread pool: opens every chain (inside the pools, at most 16
  * deep, top writable unless read-only) and fills chains. */
 int vm_disks_open(const vm_def *def, vm_disk_files *f, char *err, size_t errlen);
+/* The same for disk i alone (a disk attached to a running VM). */
+int vm_disks_open_one(const vm_def *def, size_t i, vm_disk_files *f, char *err, size_t errlen);
 void vm_disk_files_free(vm_disk_files *f);
 
 #endif

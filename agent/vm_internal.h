@@ -21,6 +21,8 @@ void vm_refuse(vm_result *res, const char *err_class, const char *fmt, ...)
 /* A QMP command with the agent's timeout; a timeout marks the VM unresponsive
  * and a later answer marks it responsive again. */
 int vm_qmp(vm *v, const char *command, struct json_object *args, qmp_reply_cb cb, void *opaque);
+/* The same, passing fd (borrowed) with the command (getfd). */
+int vm_qmp_fd(vm *v, const char *command, struct json_object *args, int fd, qmp_reply_cb cb, void *opaque);
 void vm_mark_responsive(vm *v, bool responsive);
 
 /* Starts a job timer (one per VM). */

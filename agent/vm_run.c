@@ -1,6 +1,8 @@
 /* vm_run.c: a VM's QEMU process from launch to exit: start, QMP connection
  * and events, the runtime record, exit handling and on-crash, adoption. */
 #include "vm_internal.h"
+#include "vm_hotplug.h"
+#include "vm_qmpseq.h"
 #include "vm_disks.h"
 #include "vm_nics.h"
 #include "vm_vnc.h"
@@ -85,8 +87,12 @@ static void on_qmp_event(qmp_client *c, const char *event, struct json_object *d
                          int64_t s, int64_t us, void *opaque)
 {
     vm *v = opaque;
+    struct json_object *dev;
 
     track_run_state(v, event, data);
+    if (!vm_qmpseq_on_event(v, event, data) && !strcmp(event, "DEVICE_DELETED") &&
+        json_object_object_get_ex(data, "device", &dev) && json_object_get_string(dev))
+        vm_hotplug_late_delete(v, json_object_get_string(dev));
     forward_event(v, event, data, s, us);
 }
 

@@ -18,6 +18,7 @@
 
 #include "tests/support/agent_e2e.h"
 #include "tests/support/agent_harness.h"
+#include "tests/support/guest.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -102,11 +103,198 @@ static void a_memory_limit_at_the_guests_ram_is_refused(void **state)
                "InvalidParameter", "memory-limit: must be more than the guest's memory");
 }
 
+/* ---- disk hotplug ------------------------------------------------------------- */
+
+/* A file of random data in the default pool, and its md5. */
+static void data_file(t *x, const char *name, int mb, char *path, size_t len, char *md5, size_t md5len)
+{
+    snprintf(path, len, "%s/state/images/%s", x->agent.dir, name);
+    sh("dd if=/dev/urandom of='%s' bs=1M count=%d status=none", path, mb);
+    sh_out(md5, md5len, "md5sum '%s' | cut -d' ' -f1", path);
+}
+
+static bool has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+
+    for (const char *p = text; (p = strstr(p, line)); p += n)
+        if ((p == text || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* Whether the guest lists block device dev of size bytes, asked until it
+ * matches want (hotplug reaches the guest a moment after QEMU). */
+static bool guest_disk_is(t *x, const char *vm, const char *dev, uint64_t size, bool want)
+{
+    char out[GUEST_LINE_MAX], line[64];
+    bool has = !want;
+
+    snprintf(line, sizeof(line), "%s %llu", dev, (unsigned long long)size);
+    for (int i = 0; i < 40 && has != want; i++) {
+        if (i)
+            usleep(250000);
+        guest_ask(x, vm, "blk", out, sizeof(out));
+        has = has_line(out, line);
+    }
+    return has == want;
+}
+
+static void assert_guest_reads(t *x, const char *vm, const char *dev, int mb, const char *md5)
+{
+    char cmd[64], out[128];
+
+    snprintf(cmd, sizeof(cmd), "sum %s 0 %d", dev, mb << 20);
+    guest_ask(x, vm, cmd, out, sizeof(out));
+    assert_string_equal(out, md5);
+}
+
+/* The node names QEMU has, from query-named-block-nodes through vm-qmp. */
+static void block_nodes(t *x, const char *vm, char *out, size_t len)
+{
+    char args[256];
+    struct json_object *reply, *nodes;
+    size_t at = 0;
+
+    snprintf(args, sizeof(args), "{\"name\": \"%s\", \"command\": \"query-named-block-nodes\"}", vm);
+    reply = call_ok(x, "vm-qmp", args);
+    nodes = agent_return(reply);
+    out[0] = '\0';
+    for (size_t i = 0; i < json_object_array_length(nodes) && at < len; i++)
+        at += (size_t)snprintf(out + at, len - at, "%s ",
+                               json_object_get_string(member(json_object_array_get_idx(nodes, i), "node-name")));
+    json_object_put(reply);
+}
+
+static struct json_object *definition_disks(t *x, const char *vm, struct json_object **reply)
+{
+    char *a = name_arg(vm);
+
+    *reply = call_ok(x, "query-vm", a);
+    free(a);
+    return member(member(agent_return(*reply), "definition"), "disks");
+}
+
+static void a_disk_attached_to_a_running_guest_is_read_keeps_its_place_and_goes_on_detach(void **state)
+{
+    t *x = *state;
+    char path[512], md5[64], args[1024], nodes[4096];
+    struct json_object *reply, *disks, *r;
+
+    define(x, guest_def("hp", NULL));
+    boot(x, "hp");
+    data_file(x, "data.raw", 8, path, sizeof(path), md5, sizeof(md5));
+    snprintf(args, sizeof(args), "{\"name\": \"hp\", \"disk\": {\"path\": \"%s\", \"format\": \"raw\"}}", path);
+    r = call_ok(x, "disk-attach", args);
+    assert_string_equal(json_object_get_string(member(agent_return(r), "device")), "disk-sda");
+    assert_int_equal(json_object_get_int(member(agent_return(r), "slot")), 0);
+    json_object_put(r);
+    assert_true(guest_disk_is(x, "hp", "vda", 8u << 20, true));
+    assert_guest_reads(x, "hp", "vda", 8, md5);
+    /* Saved with its slot and the host's attach cache. */
+    disks = definition_disks(x, "hp", &reply);
+    assert_int_equal(json_object_array_length(disks), 1);
+    assert_int_equal(json_object_get_int(member(json_object_array_get_idx(disks, 0), "slot")), 0);
+    assert_string_equal(json_object_get_string(member(json_object_array_get_idx(disks, 0), "cache")), "writeback");
+    json_object_put(reply);
+
+    /* After a restart it is where it was, and still detachable. */
+    vm_cmd(x, "vm-destroy", "hp");
+    vm_cmd(x, "vm-start", "hp");
+    assert_int_equal(wait_file_contains(query(x, "hp").console, READY_LINE, 2, BOOT_MS), 0);
+    assert_true(guest_disk_is(x, "hp", "vda", 8u << 20, true));
+    assert_guest_reads(x, "hp", "vda", 8, md5);
+
+    call_ok_put(x, "disk-detach", "{\"name\": \"hp\", \"target\": \"sda\"}");
+    assert_true(guest_disk_is(x, "hp", "vda", 8u << 20, false));
+    block_nodes(x, "hp", nodes, sizeof(nodes));
+    assert_null(strstr(nodes, "-sda"));
+    disks = definition_disks(x, "hp", &reply);
+    assert_int_equal(disks ? json_object_array_length(disks) : 0, 0);
+    json_object_put(reply);
+}
+
+static void a_scsi_disk_attaches_to_the_vms_controller_and_detaches(void **state)
+{
+    t *x = *state;
+    char path[512], md5[64], args[1024], nodes[4096];
+
+    define(x, guest_def("hs", "\"disks\": [{\"size\": \"16M\", \"bus\": \"virtio-scsi\"}]"));
+    boot(x, "hs");
+    assert_true(guest_disk_is(x, "hs", "sda", 16u << 20, true));
+    data_file(x, "scsi.raw", 4, path, sizeof(path), md5, sizeof(md5));
+    snprintf(args, sizeof(args),
+             "{\"name\": \"hs\", \"disk\": {\"path\": \"%s\", \"format\": \"raw\", \"bus\": \"virtio-scsi\"}}", path);
+    call_ok_put(x, "disk-attach", args);
+    assert_true(guest_disk_is(x, "hs", "sdb", 4u << 20, true));
+    assert_guest_reads(x, "hs", "sdb", 4, md5);
+    call_ok_put(x, "disk-detach", "{\"name\": \"hs\", \"target\": \"sdb\"}");
+    assert_true(guest_disk_is(x, "hs", "sdb", 4u << 20, false));
+    assert_true(guest_disk_is(x, "hs", "sda", 16u << 20, true));
+    block_nodes(x, "hs", nodes, sizeof(nodes));
+    assert_null(strstr(nodes, "-sdb"));
+    assert_non_null(strstr(nodes, "drive-sda"));
+}
+
+/* A port taken behind the agent's back makes device_add fail: the nodes
+ * added for it and the file made for it go again. */
+static void a_failed_attach_leaves_no_block_node_and_no_file(void **state)
+{
+    t *x = *state;
+    char nodes[4096], file[512];
+    struct json_object *reply, *disks;
+
+    define(x, guest_def("hf", NULL));
+    boot(x, "hf");
+    call_ok_put(x, "vm-qmp", "{\"name\": \"hf\", \"command\": \"device_add\", \"arguments\": "
+                             "{\"driver\": \"virtio-rng-pci\", \"id\": \"squatter\", \"bus\": \"hp0\"}}");
+    call_fails(x, "disk-attach", "{\"name\": \"hf\", \"disk\": {\"size\": \"8M\"}}", "GenericError",
+               "device_add: ");
+    block_nodes(x, "hf", nodes, sizeof(nodes));
+    assert_null(strstr(nodes, "-sda"));
+    snprintf(file, sizeof(file), "%s/state/images/hf.sda.qcow2", x->agent.dir);
+    for (int i = 0; i < 100 && access(file, F_OK) == 0; i++)
+        usleep(20000);
+    assert_int_equal(access(file, F_OK), -1);
+    disks = definition_disks(x, "hf", &reply);
+    assert_int_equal(disks ? json_object_array_length(disks) : 0, 0);
+    json_object_put(reply);
+}
+
+static void attaching_needs_a_running_vm_and_a_free_slot(void **state)
+{
+    t *x = *state;
+
+    define(x, bare_def("full", "\"hotplug-slots\": 0"));
+    call_fails(x, "disk-attach", "{\"name\": \"full\", \"disk\": {\"size\": \"8M\"}}", "InvalidState",
+               "full is stopped");
+    vm_cmd(x, "vm-start", "full");
+    call_fails(x, "disk-attach", "{\"name\": \"full\", \"disk\": {\"size\": \"8M\"}}", "LimitReached",
+               "full: all 0 hotplug slots are taken");
+    call_fails(x, "disk-attach", "{\"name\": \"full\", \"disk\": {\"size\": \"8M\", \"bus\": \"virtio-scsi\"}}",
+               "InvalidParameter", "disk.bus: full has no virtio-scsi controller");
+    call_fails(x, "disk-attach", "{\"name\": \"full\", \"disk\": {\"size\": \"8M\", \"bus\": \"sata\"}}",
+               "InvalidParameter", "disk.bus: sata disks cannot be attached");
+    call_fails(x, "disk-attach", "{\"name\": \"full\", \"disk\": {\"size\": \"eight\"}}",
+               "InvalidParameter", "disks[0].size");
+    call_fails(x, "disk-detach", "{\"name\": \"full\", \"target\": \"sdz\"}", "NotFound", "target: ");
+}
+
+static int setup_hotplug(void **state)
+{
+    return setup_with(state, "attach-cache = writeback\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(each_qemu_gets_its_cgroup_with_the_weights_asked_for, setup, teardown),
         cmocka_unit_test_setup_teardown(a_memory_limit_at_the_guests_ram_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_disk_attached_to_a_running_guest_is_read_keeps_its_place_and_goes_on_detach,
+                                        setup_hotplug, teardown),
+        cmocka_unit_test_setup_teardown(a_scsi_disk_attaches_to_the_vms_controller_and_detaches, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_attach_leaves_no_block_node_and_no_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(attaching_needs_a_running_vm_and_a_free_slot, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,20 +47,6 @@ static void tap_of(t *x, const char *vm, char *out, size_t len)
     snprintf(out, len, "vn%.8s-0", query(x, vm).uuid);
 }
 
-static int sh_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh_status(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static bool link_exists(const char *name)
 {
     return sh_status("ip link show dev %s >/dev/null 2>&1", name) == 0;

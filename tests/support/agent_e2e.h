@@ -57,4 +57,9 @@ struct json_object *member(struct json_object *o, const char *key);
 #define GUEST_QUERY_MS 120000
 void guest_ask(t *x, const char *vm, const char *cmd, char *out, size_t len);
 
+/* A shell command that must succeed; the first line of one's output; one's exit status. */
+void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sh_out(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int sh_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -343,10 +343,10 @@ static void slotted_devices_keep_their_port_and_scsi_id(void **state)
     got = join(argv);
     assert_non_null(strstr(got, "-device\npcie-root-port,id=hp1,bus=pcie.0,addr=0x11,chassis=2\n-blockdev"));
     assert_null(strstr(got, "id=hp2"));
-    assert_non_null(strstr(got, "-device\nvirtio-blk-pci,id=disk-sda,drive=drive-sda,bus=hp1\n"));
+    assert_non_null(strstr(got, "-device\nvirtio-blk-pci,id=disk-sda,drive=drive-sda,bus=hp1,addr=0x0\n"));
     assert_non_null(strstr(got, "scsi-hd,bus=scsi0.0,channel=0,scsi-id=1,lun=0,drive=drive-sdb,id=disk-sdb\n"));
     assert_non_null(strstr(got, "-device\nscsi-hd,id=disk-sdc,drive=drive-sdc,bus=scsi0.0,channel=0,scsi-id=0,lun=0\n"));
-    assert_non_null(strstr(got, "id=nic-525400000001,bus=hp0\n"));
+    assert_non_null(strstr(got, "id=nic-525400000001,bus=hp0,addr=0x0\n"));
     free(got);
     qemu_argv_free(argv);
     vmdef_free(&d);

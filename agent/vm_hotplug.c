@@ -1,0 +1,107 @@
+/* vm_hotplug.c: the hotplug job's life: begun on a running VM, ended by
+ * saving the definition with the change or by an error, and a detach that
+ * the guest completed after its deadline. */
+#include "vm_hotplug.h"
+#include "vm_hotplug_job.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "agent.h"
+#include "events.h"
+#include "log.h"
+#include "vm_internal.h"
+
+bool hotplug_vm_ready(const vm *v, vm_result *res)
+{
+    if (!vm_has_process(v) || (v->state != VM_RUNNING && v->state != VM_PAUSED)) {
+        vm_refuse(res, "InvalidState", "%s is %s: hotplug needs it running", v->def.name,
+                  vm_state_name(v));
+        return false;
+    }
+    if (!v->qmp_ready) {
+        vm_refuse(res, "InvalidState", "%s: QMP is not connected", v->def.name);
+        return false;
+    }
+    return true;
+}
+
+bool hotplug_job_begin(hotplug_job *j, vm *v, vm_done_cb cb, void *opaque, vm_result *res)
+{
+    if (!hotplug_vm_ready(v, res) || !vm_job_begin(v, VM_JOB_HOTPLUG, cb, opaque, res))
+        return false;
+    j->v = v;
+    v->hotplug = j;
+    return true;
+}
+
+bool hotplug_job_ours(const hotplug_job *j)
+{
+    return j->v->job == VM_JOB_HOTPLUG && j->v->hotplug == j;
+}
+
+static void release(hotplug_job *j, bool ok)
+{
+    if (j->v->hotplug == j)
+        j->v->hotplug = NULL;
+    vmdef_free(&j->next);
+    json_object_put(j->ret);
+    j->ret = NULL;
+    j->release(j, ok);
+}
+
+void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ...)
+{
+    char desc[1536];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(desc, sizeof(desc), fmt, ap);
+    va_end(ap);
+    if (hotplug_job_ours(j)) {
+        j->v->hotplug = NULL;
+        vm_job_finish_error(j->v, err_class, "%s", desc);
+    }
+    release(j, false);
+}
+
+static void on_saved(vm *v, const vm_result *res, void *opaque)
+{
+    hotplug_job *j = opaque;
+    struct json_object *ret = j->ret;
+
+    j->ret = NULL;
+    if (res->status < 0) {
+        /* The device is in QEMU and in the definition in memory; only the
+         * file is behind, and the next save brings it up to date. */
+        log_err("vm %s: the device is attached but %s", v->def.name, res->err_desc);
+    }
+    struct json_object *data = NULL;
+    if (json_object_deep_copy(ret, &data, NULL) == 0) {
+        json_object_object_add(data, "vm", json_object_new_string(v->def.name));
+        event_emit(v->agent->events, j->event, data);
+    }
+    if (hotplug_job_ours(j)) {
+        v->hotplug = NULL;
+        vm_job_finish_ok(v, ret);
+    } else {
+        json_object_put(ret);
+    }
+    release(j, true);
+}
+
+void hotplug_job_commit(hotplug_job *j)
+{
+    vm *v = j->v;
+    vm_result res = { .status = -1, .err_desc = "out of memory" };
+
+    vmdef_free(&v->def);
+    v->def = j->next;
+    memset(&j->next, 0, sizeof(j->next));
+    agent_vms_changed(v->agent);
+    if (vm_save_definition(v, on_saved, j) < 0)
+        on_saved(v, &res, j);
+}

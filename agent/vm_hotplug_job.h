@@ -1,0 +1,37 @@
+/* vm_hotplug_job.h: what the disk and NIC hotplug jobs share: the checks
+ * before one starts, the job slot, and the end (the definition swapped in
+ * and saved, or the error). Internal to the VM runtime. */
+#ifndef AGENTD_VM_HOTPLUG_JOB_H
+#define AGENTD_VM_HOTPLUG_JOB_H
+
+#include <stdbool.h>
+
+#include "vm.h"
+
+struct json_object;
+
+typedef struct hotplug_job hotplug_job;
+
+struct hotplug_job {
+    vm *v;
+    vm_def next;                    /* the definition once the change is made */
+    struct json_object *ret;        /* the reply, and the event's data */
+    const char *event;              /* emitted on success */
+    /* Frees the job's container; ok: the change was made. Also undoes what
+     * the kind made outside QEMU (a disk file, a tap) when not ok. */
+    void (*release)(hotplug_job *j, bool ok);
+};
+
+/* The VM runs (or is paused) with QMP ready. */
+bool hotplug_vm_ready(const vm *v, vm_result *res);
+/* That, and no other job. */
+bool hotplug_job_begin(hotplug_job *j, vm *v, vm_done_cb cb, void *opaque, vm_result *res);
+/* Still the VM's job: an exit of QEMU ends the job from outside. */
+bool hotplug_job_ours(const hotplug_job *j);
+/* Ends the job with an error (if still ours) and releases it. */
+void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* next becomes the definition, is saved, and the job ends with ret. */
+void hotplug_job_commit(hotplug_job *j);
+
+#endif
