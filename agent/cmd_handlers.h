@@ -35,5 +35,7 @@ void cmd_vnc_password(request *r, struct json_object *args);
 /* cmd_hotplug.c */
 void cmd_disk_attach(request *r, struct json_object *args);
 void cmd_disk_detach(request *r, struct json_object *args);
+void cmd_nic_attach(request *r, struct json_object *args);
+void cmd_nic_detach(request *r, struct json_object *args);
 
 #endif

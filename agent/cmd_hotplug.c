@@ -1,7 +1,7 @@
-/* cmd_hotplug.c: disk-attach and disk-detach (OpenNebula's attach and
- * detach), admin commands on a running VM. The attached disk is validated
- * as a member of the whole definition, so it follows every rule a disk
- * given at define time follows. */
+/* cmd_hotplug.c: disk-attach, disk-detach, nic-attach and nic-detach
+ * (OpenNebula's attach and detach), admin commands on a running VM. The
+ * attached device is validated as a member of the whole definition, so it
+ * follows every rule one given at define time follows. */
 #include <string.h>
 
 #include <json-c/json.h>
@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "cmd_args.h"
 #include "cmd_handlers.h"
+#include "macs.h"
 #include "server.h"
 #include "vm.h"
 #include "vm_hotplug.h"
@@ -37,34 +38,47 @@ static void apply_attach_cache(agent *a, vm_disk *d)
             d->cache = (vm_disk_cache)c;
 }
 
-/* v's definition with disk appended, validated. */
-static int definition_with_disk(request *r, vm *v, struct json_object *disk, vm_def *ret)
+/* v's definition with item (taken) appended to its list member, validated;
+ * the MAC of a new NIC unique on the host. */
+static int definition_with(request *r, vm *v, const char *member, struct json_object *item, vm_def *ret)
 {
-    agent *a = request_agent(r);
-    struct json_object *merged = vmdef_to_json(&v->def), *disks, *d = disk_with_cache(a, disk);
+    struct json_object *merged = vmdef_to_json(&v->def), *list;
     char err[VM_ERR_MAX];
     int rc;
 
-    if (!merged || !d) {
+    if (!merged || !item) {
         json_object_put(merged);
-        json_object_put(d);
+        json_object_put(item);
         request_error(r, "GenericError", "out of memory");
         return -1;
     }
-    if (!json_object_object_get_ex(merged, "disks", &disks)) {
-        disks = json_object_new_array();
-        json_object_object_add(merged, "disks", disks);
+    if (!json_object_object_get_ex(merged, member, &list)) {
+        list = json_object_new_array();
+        json_object_object_add(merged, member, list);
     }
-    json_object_array_add(disks, d);
+    json_object_array_add(list, item);
     rc = vmdef_from_json(merged, ret, err, sizeof(err));
+    if (rc == 0 && (rc = macs_make_unique(request_agent(r), merged, ret, v, err, sizeof(err))) < 0)
+        vmdef_free(ret);
     json_object_put(merged);
     if (rc < 0) {
         request_error(r, "InvalidParameter", "%s", err);
         return -1;
     }
-    if (!json_object_is_type(disk, json_type_object))
-        apply_attach_cache(a, &ret->disks[ret->ndisks - 1]);
     return 0;
+}
+
+/* The argument key: an object, or a string in the definition's short form. */
+static struct json_object *device_arg(request *r, struct json_object *args, const char *key)
+{
+    struct json_object *o;
+
+    if (!json_object_object_get_ex(args, key, &o) ||
+        (!json_object_is_type(o, json_type_object) && !json_object_is_type(o, json_type_string))) {
+        request_error(r, "InvalidParameter", "%s: %s", key, o ? "must be an object or a string" : "missing");
+        return NULL;
+    }
+    return o;
 }
 
 void cmd_disk_attach(request *r, struct json_object *args)
@@ -75,15 +89,11 @@ void cmd_disk_attach(request *r, struct json_object *args)
     vm_def next;
     vm *v;
 
-    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)))
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) || !(disk = device_arg(r, args, "disk")) ||
+        definition_with(r, v, "disks", disk_with_cache(request_agent(r), disk), &next) < 0)
         return;
-    if (!json_object_object_get_ex(args, "disk", &disk) ||
-        (!json_object_is_type(disk, json_type_object) && !json_object_is_type(disk, json_type_string))) {
-        request_error(r, "InvalidParameter", "disk: %s", disk ? "must be an object or a string" : "missing");
-        return;
-    }
-    if (definition_with_disk(r, v, disk, &next) < 0)
-        return;
+    if (!json_object_is_type(disk, json_type_object))
+        apply_attach_cache(request_agent(r), &next.disks[next.ndisks - 1]);
     run_job(r, vm_disk_attach(v, &next, on_job_done, r, &res), &res);
 }
 
@@ -100,4 +110,32 @@ void cmd_disk_detach(request *r, struct json_object *args)
         !arg_uint(r, args, "timeout", DETACH_TIMEOUT_DEFAULT_S, 1, DETACH_TIMEOUT_MAX_S, &timeout))
         return;
     run_job(r, vm_disk_detach(v, target, (uint32_t)timeout * 1000, on_job_done, r, &res), &res);
+}
+
+void cmd_nic_attach(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "nic", NULL };
+    struct json_object *nic;
+    vm_result res;
+    vm_def next;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) || !(nic = device_arg(r, args, "nic")) ||
+        definition_with(r, v, "nics", json_object_get(nic), &next) < 0)
+        return;
+    run_job(r, vm_nic_attach(v, &next, on_job_done, r, &res), &res);
+}
+
+void cmd_nic_detach(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "mac", "timeout", NULL };
+    const char *mac;
+    int64_t timeout;
+    vm_result res;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) || !arg_string(r, args, "mac", true, &mac) ||
+        !arg_uint(r, args, "timeout", DETACH_TIMEOUT_DEFAULT_S, 1, DETACH_TIMEOUT_MAX_S, &timeout))
+        return;
+    run_job(r, vm_nic_detach(v, mac, (uint32_t)timeout * 1000, on_job_done, r, &res), &res);
 }

@@ -785,6 +785,8 @@ static const command commands[] = {
     { "vnc-password", true, cmd_vnc_password },
     { "disk-attach", true, cmd_disk_attach },
     { "disk-detach", true, cmd_disk_detach },
+    { "nic-attach", true, cmd_nic_attach },
+    { "nic-detach", true, cmd_nic_detach },
     { "vm-clone", true, cmd_vm_clone },
     { "job-cancel", true, cmd_job_cancel },
     { "query-pools", false, cmd_query_pools },

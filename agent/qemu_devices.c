@@ -106,6 +106,23 @@ void qemu_nic_ids(const vm_nic *n, char dev[24], char netdev[24])
     snprintf(netdev, 24, "net-%s", m);
 }
 
+struct json_object *qemu_nic_netdev(const vm_nic *n, const char *tap_fds, const char *vhost_fds)
+{
+    struct json_object *o = json_object_new_object();
+    bool multi = n->queues > 1;
+    char dev[24], netdev[24];
+
+    qemu_nic_ids(n, dev, netdev);
+    json_object_object_add(o, "type", json_object_new_string("tap"));
+    json_object_object_add(o, "id", json_object_new_string(netdev));
+    json_object_object_add(o, multi ? "fds" : "fd", json_object_new_string(tap_fds));
+    if (vhost_fds) {
+        json_object_object_add(o, "vhost", json_object_new_boolean(1));
+        json_object_object_add(o, multi ? "vhostfds" : "vhostfd", json_object_new_string(vhost_fds));
+    }
+    return o;
+}
+
 static const char *const nic_models[] = {
     [VM_NIC_VIRTIO] = "virtio-net-pci", [VM_NIC_E1000] = "e1000", [VM_NIC_RTL8139] = "rtl8139",
 };

@@ -41,6 +41,9 @@ struct json_object *qemu_disk_slot_device(const vm_def *def, size_t i);
 
 /* A NIC's ids, from its MAC (unique on the host): "nic-525400123456", "net-...". */
 void qemu_nic_ids(const vm_nic *n, char dev[24], char netdev[24]);
+/* netdev_add for NIC n, its tap fds (and vhost fds, or NULL) passed
+ * earlier with getfd under these names ("a" or "a:b:c"). */
+struct json_object *qemu_nic_netdev(const vm_nic *n, const char *tap_fds, const char *vhost_fds);
 /* device_add for NIC n on netdev. */
 struct json_object *qemu_nic_device(const vm_def *def, const vm_nic *n);
 

@@ -43,6 +43,19 @@ bool hotplug_job_ours(const hotplug_job *j)
     return j->v->job == VM_JOB_HOTPLUG && j->v->hotplug == j;
 }
 
+bool hotplug_job_begin_late(hotplug_job *j, vm *v, const char *device_id)
+{
+    vm_result res;
+
+    if (!hotplug_job_begin(j, v, NULL, NULL, &res)) {
+        log_warn("vm %s: %s was released by the guest, but %s; detach it again", v->def.name, device_id,
+                 res.err_desc);
+        return false;
+    }
+    log_notice("vm %s: the guest released %s after the detach timed out; finishing it", v->def.name, device_id);
+    return true;
+}
+
 static void release(hotplug_job *j, bool ok)
 {
     if (j->v->hotplug == j)
@@ -66,6 +79,20 @@ void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ..
         vm_job_finish_error(j->v, err_class, "%s", desc);
     }
     release(j, false);
+}
+
+bool hotplug_job_steps_done(hotplug_job *j, int status, const char *err_class, const char *err_desc,
+                            const char *after_failure)
+{
+    if (status < 0) {
+        hotplug_job_fail(j, err_class, "%s%s", err_desc, after_failure);
+        return false;
+    }
+    if (!hotplug_job_ours(j)) {
+        hotplug_job_fail(j, "GenericError", "QEMU ended meanwhile");
+        return false;
+    }
+    return true;
 }
 
 static void on_saved(vm *v, const vm_result *res, void *opaque)
@@ -104,4 +131,12 @@ void hotplug_job_commit(hotplug_job *j)
     agent_vms_changed(v->agent);
     if (vm_save_definition(v, on_saved, j) < 0)
         on_saved(v, &res, j);
+}
+
+void vm_hotplug_late_delete(vm *v, const char *device_id)
+{
+    if (!strncmp(device_id, "disk-", 5))
+        hotplug_disk_late_delete(v, device_id);
+    else if (!strncmp(device_id, "nic-", 4))
+        hotplug_nic_late_delete(v, device_id);
 }

@@ -20,6 +20,10 @@ int vm_disk_attach(vm *v, vm_def *next, vm_done_cb cb, void *opaque, vm_result *
 int vm_disk_detach(vm *v, const char *target, uint32_t timeout_ms, vm_done_cb cb, void *opaque,
                    vm_result *res);
 
+/* next: v's definition with one NIC added at the end (taken in every case). */
+int vm_nic_attach(vm *v, vm_def *next, vm_done_cb cb, void *opaque, vm_result *res);
+int vm_nic_detach(vm *v, const char *mac, uint32_t timeout_ms, vm_done_cb cb, void *opaque, vm_result *res);
+
 /* DEVICE_DELETED outside a job: a detach that timed out, finished late by the guest. */
 void vm_hotplug_late_delete(vm *v, const char *device_id);
 

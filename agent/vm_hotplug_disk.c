@@ -79,14 +79,8 @@ static void on_attached(vm *v, int status, const char *err_class, const char *er
 {
     disk_attach *a = opaque;
 
-    if (status < 0) {
-        hotplug_job_fail(&a->job, err_class, "%s", err_desc);
+    if (!hotplug_job_steps_done(&a->job, status, err_class, err_desc, ""))
         return;
-    }
-    if (!hotplug_job_ours(&a->job)) {
-        hotplug_job_fail(&a->job, "GenericError", "QEMU ended during the attach");
-        return;
-    }
     log_info("vm %s: disk %s attached", v->def.name, a->job.next.disks[a->i].target);
     a->job.ret = attach_reply(&a->job.next.disks[a->i]);
     hotplug_job_commit(&a->job);
@@ -289,10 +283,8 @@ static void on_nodes_deleted(vm *v, int status, const char *err_class, const cha
 {
     disk_detach *d = opaque;
 
-    if (!hotplug_job_ours(&d->job)) {
-        hotplug_job_fail(&d->job, "GenericError", "QEMU ended during the detach");
+    if (!hotplug_job_steps_done(&d->job, 0, NULL, NULL, ""))
         return;
-    }
     log_info("vm %s: disk %s detached", v->def.name, d->target);
     d->job.ret = json_object_new_object();
     json_object_object_add(d->job.ret, "target", json_object_new_string(d->target));
@@ -451,9 +443,8 @@ int vm_disk_detach(vm *v, const char *target, uint32_t timeout_ms, vm_done_cb cb
 
 /* The guest let go after the detach gave up waiting: the backends go and
  * the definition follows, as the detach would have done. */
-void vm_hotplug_late_delete(vm *v, const char *device_id)
+void hotplug_disk_late_delete(vm *v, const char *device_id)
 {
-    vm_result res;
     disk_detach *d;
 
     if (strncmp(device_id, "disk-", 5))
@@ -463,13 +454,10 @@ void vm_hotplug_late_delete(vm *v, const char *device_id)
             continue;
         if (!(d = detach_new(v, i)))
             return;
-        if (!hotplug_job_begin(&d->job, v, NULL, NULL, &res)) {
-            log_warn("vm %s: %s was released by the guest, but %s; detach it again", v->def.name, device_id,
-                     res.err_desc);
+        if (!hotplug_job_begin_late(&d->job, v, device_id)) {
             detach_free(d);
             return;
         }
-        log_notice("vm %s: the guest released %s after the detach timed out; finishing it", v->def.name, device_id);
         on_unplugged(v, 0, NULL, NULL, d);
         return;
     }

@@ -31,7 +31,20 @@ bool hotplug_job_ours(const hotplug_job *j);
 /* Ends the job with an error (if still ours) and releases it. */
 void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* After the QMP steps: false when they failed or QEMU ended meanwhile (the
+ * job then ended with the error, after_failure appended to it, and was
+ * released); true when the change is to be committed. */
+bool hotplug_job_steps_done(hotplug_job *j, int status, const char *err_class, const char *err_desc,
+                            const char *after_failure);
+/* A job without a caller, for a detach the guest finished late: false
+ * (logged) when the VM is busy. */
+bool hotplug_job_begin_late(hotplug_job *j, vm *v, const char *device_id);
 /* next becomes the definition, is saved, and the job ends with ret. */
 void hotplug_job_commit(hotplug_job *j);
+
+/* A DEVICE_DELETED no job waited for: the disk or NIC of that id goes from
+ * the definition, its backends from QEMU (vm_hotplug_late_delete). */
+void hotplug_disk_late_delete(vm *v, const char *device_id);
+void hotplug_nic_late_delete(vm *v, const char *device_id);
 
 #endif

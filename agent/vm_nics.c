@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #define NL_TIMEOUT_MS 5000
+#define TAP_INDEX_MAX 100     /* "vn" + 8 + "-" + 2 digits: 13 of the 15 characters */
 
 void vm_nic_tap_name(const vm_def *def, size_t i, char out[IFNAMSIZ])
 {
@@ -116,6 +117,40 @@ int vm_nics_open(const vm_def *def, bool create_bridges, int first_fd, vm_nic_fd
     if (r < 0)
         vm_nics_close(f);
     return r;
+}
+
+/* A NIC added to a running VM: its tap takes the first index from i up
+ * whose name is free (a NIC detached earlier may have left a gap below a
+ * tap still in use). */
+int vm_nics_open_one(const vm_def *def, size_t i, bool create_bridges, vm_nic_fds *f, char *err, size_t errlen)
+{
+    const vm_nic *n = &def->nics[i];
+    char tap[IFNAMSIZ], msg[256] = "";
+    net_tap_spec s = { .name = tap, .bridge = n->bridge, .queues = n->queues, .vlan = n->vlan,
+                       .trunks = n->trunks, .ntrunks = n->ntrunks };
+    net_nl *nl = NULL;
+    int r;
+
+    memset(f, 0, sizeof(*f));
+    if ((r = net_nl_open(NL_TIMEOUT_MS, &nl)) < 0) {
+        snprintf(err, errlen, "nic: netlink: %s", strerror(-r));
+        return r;
+    }
+    if ((r = ensure_bridge(nl, def, i, create_bridges, err, errlen)) == 0) {
+        r = -EEXIST;
+        for (size_t k = i; k < TAP_INDEX_MAX && r == -EEXIST; k++) {
+            vm_nic_tap_name(def, k, tap);
+            r = net_tap_attach(nl, &s, &f->taps[0], msg, sizeof(msg));
+        }
+        if (r < 0)
+            snprintf(err, errlen, "nics[%zu]: %s", i, msg);
+    }
+    net_nl_close(nl);
+    if (r < 0)
+        return r;
+    f->nnics = 1;
+    open_vhost(n, f, 0);
+    return 0;
 }
 
 void vm_nics_close(vm_nic_fds *f)

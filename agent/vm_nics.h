@@ -34,6 +34,10 @@ void vm_nic_tap_name(const vm_def *def, size_t i, char out[IFNAMSIZ]);
  * nothing is left open. */
 int vm_nics_open(const vm_def *def, bool create_bridges, int first_fd, vm_nic_fds *f, char *err,
                  size_t errlen);
+/* NIC i alone, for a running VM: its tap and vhost fds at position 0 of f
+ * (no child numbering: they go to QEMU with getfd). */
+int vm_nics_open_one(const vm_def *def, size_t i, bool create_bridges, vm_nic_fds *f, char *err,
+                     size_t errlen);
 void vm_nics_close(vm_nic_fds *f);
 
 #endif

@@ -27,6 +27,7 @@ typedef struct step {
     uint32_t timeout_ms;
     char undo[SEQ_NAME_MAX];
     struct json_object *undo_args;
+    bool undo_may_fail;       /* a later step may have used up what the undo removes */
 } step;
 
 struct vm_qmpseq {
@@ -95,6 +96,17 @@ void vm_qmpseq_add(vm_qmpseq *s, const char *command, struct json_object *args, 
     t->fd = fd;
     snprintf(t->undo, sizeof(t->undo), "%s", undo ? undo : "");
     t->undo_args = undo_args;
+}
+
+void vm_qmpseq_add_getfd(vm_qmpseq *s, const char *fdname, int fd)
+{
+    struct json_object *args = json_object_new_object(), *undo = json_object_new_object();
+
+    json_object_object_add(args, "fdname", json_object_new_string(fdname));
+    json_object_object_add(undo, "fdname", json_object_new_string(fdname));
+    vm_qmpseq_add(s, "getfd", args, fd, "closefd", undo);
+    if (!s->overflow)
+        s->steps[s->n - 1].undo_may_fail = true;
 }
 
 void vm_qmpseq_add_tolerant(vm_qmpseq *s, const char *command, struct json_object *args)
@@ -182,7 +194,10 @@ static void on_undo_reply(qmp_client *c, const qmp_reply *r, void *opaque)
 
     if (r->status < 0) {
         s->lost |= connection_lost(r->status);
-        log_err("vm %s: undoing %s with %s: %s", s->v->def.name, t->command, t->undo, r->err_desc);
+        if (t->undo_may_fail && !s->lost)
+            log_debug("vm %s: %s: %s (already gone)", s->v->def.name, t->undo, r->err_desc);
+        else
+            log_err("vm %s: undoing %s with %s: %s", s->v->def.name, t->command, t->undo, r->err_desc);
     }
     undo_next(s);
 }

@@ -30,6 +30,9 @@ void vm_qmpseq_free(vm_qmpseq *s);
  * if a later step fails. */
 void vm_qmpseq_add(vm_qmpseq *s, const char *command, struct json_object *args, int fd,
                    const char *undo, struct json_object *undo_args);
+/* getfd of fd (borrowed) as fdname, undone with closefd unless a later
+ * step (netdev_add) took the fd over. */
+void vm_qmpseq_add_getfd(vm_qmpseq *s, const char *fdname, int fd);
 /* A command whose failure is logged and passed over (cleanup of what a
  * removed device used). */
 void vm_qmpseq_add_tolerant(vm_qmpseq *s, const char *command, struct json_object *args);

@@ -205,6 +205,80 @@ static void a_missing_bridge_fails_the_start_naming_the_nic(void **state)
     assert_false(link_exists("br-nope"));
 }
 
+/* ---- NIC hotplug ---------------------------------------------------------------- */
+
+/* The guest's "nic" answer, asked until it does (want) or does not list mac. */
+static bool guest_lists_mac(t *x, const char *vm, const char *mac, bool want)
+{
+    char out[512];
+    bool has = !want;
+
+    for (int i = 0; i < 40 && has != want; i++) {
+        if (i)
+            usleep(250000);
+        guest_ask(x, vm, "nic", out, sizeof(out));
+        has = strstr(out, mac) != NULL;
+    }
+    return has == want;
+}
+
+static void a_nic_attached_to_a_running_guest_reaches_its_peer_and_goes_on_detach(void **state)
+{
+    t *x = *state;
+    char tap[16];
+    struct json_object *r;
+
+    define(x, nic_guest("g1", "52:54:00:e2:e0:01", "virtio"));
+    define(x, guest_def("g2", NULL));
+    boot(x, "g1");
+    boot(x, "g2");
+    r = call_ok(x, "nic-attach", "{\"name\": \"g2\", \"nic\": {\"bridge\": \"" BRIDGE "\", "
+                                 "\"mac\": \"52:54:00:e2:e0:02\"}}");
+    assert_string_equal(json_object_get_string(member(agent_return(r), "device")), "nic-525400e2e002");
+    assert_int_equal(json_object_get_int(member(agent_return(r), "slot")), 0);
+    json_object_put(r);
+    /* g2 had no NIC: its tap is the VM's first. */
+    tap_of(x, "g2", tap, sizeof(tap));
+    assert_tap_on_bridge(tap);
+    assert_true(guest_lists_mac(x, "g2", "52:54:00:e2:e0:02", true));
+    address_guests(x);
+    assert_ping(x);
+
+    call_ok_put(x, "nic-detach", "{\"name\": \"g2\", \"mac\": \"52:54:00:e2:e0:02\"}");
+    assert_true(guest_lists_mac(x, "g2", "52:54:00:e2:e0:02", false));
+    wait_gone(tap);
+    r = call_ok(x, "query-vm", "{\"name\": \"g2\"}");
+    {
+        struct json_object *nics = member(member(agent_return(r), "definition"), "nics");
+        assert_int_equal(nics ? json_object_array_length(nics) : 0, 0);
+    }
+    json_object_put(r);
+}
+
+/* device_add fails on a port taken behind the agent's back: the netdev and
+ * the fds go again (the same MAC attaches on another port at once, which a
+ * netdev left behind under its id would refuse) and the tap is gone. */
+static void a_failed_nic_attach_leaves_no_netdev_and_no_tap(void **state)
+{
+    t *x = *state;
+    char tap[16];
+
+    define(x, guest_def("g3", NULL));
+    boot(x, "g3");
+    tap_of(x, "g3", tap, sizeof(tap));
+    call_ok_put(x, "vm-qmp", "{\"name\": \"g3\", \"command\": \"device_add\", \"arguments\": "
+                             "{\"driver\": \"virtio-rng-pci\", \"id\": \"squatter\", \"bus\": \"hp0\"}}");
+    call_fails(x, "nic-attach", "{\"name\": \"g3\", \"nic\": {\"bridge\": \"" BRIDGE "\", "
+                                "\"mac\": \"52:54:00:e2:e0:03\"}}", "GenericError", "device_add: ");
+    wait_gone(tap);
+    call_ok_put(x, "nic-attach", "{\"name\": \"g3\", \"nic\": {\"bridge\": \"" BRIDGE "\", "
+                                 "\"mac\": \"52:54:00:e2:e0:03\", \"slot\": 1}}");
+    assert_true(guest_lists_mac(x, "g3", "52:54:00:e2:e0:03", true));
+    call_fails(x, "nic-detach", "{\"name\": \"g3\", \"mac\": \"52:54:00:e2:e0:99\"}", "NotFound", "mac: ");
+    call_fails(x, "nic-attach", "{\"name\": \"g3\", \"nic\": {\"bridge\": \"" BRIDGE "\", \"model\": \"ne2k\"}}",
+               "InvalidParameter", "nics[1].model");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +288,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(e1000_and_rtl8139_nics_are_given_to_qemu_with_their_macs, setup_bridges,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_missing_bridge_fails_the_start_naming_the_nic, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_nic_attached_to_a_running_guest_reaches_its_peer_and_goes_on_detach,
+                                        setup_bridges, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_nic_attach_leaves_no_netdev_and_no_tap, setup_bridges, teardown),
     };
 
     if (unshare(CLONE_NEWNET) < 0) {
