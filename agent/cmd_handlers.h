@@ -37,5 +37,8 @@ void cmd_disk_attach(request *r, struct json_object *args);
 void cmd_disk_detach(request *r, struct json_object *args);
 void cmd_nic_attach(request *r, struct json_object *args);
 void cmd_nic_detach(request *r, struct json_object *args);
+void cmd_vcpus_set(request *r, struct json_object *args);
+void cmd_memory_set(request *r, struct json_object *args);
+void cmd_balloon_set(request *r, struct json_object *args);
 
 #endif

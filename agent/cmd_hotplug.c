@@ -13,6 +13,7 @@
 #include "server.h"
 #include "vm.h"
 #include "vm_hotplug.h"
+#include "vm_resize.h"
 
 #define DETACH_TIMEOUT_DEFAULT_S 30
 #define DETACH_TIMEOUT_MAX_S 3600
@@ -138,4 +139,71 @@ void cmd_nic_detach(request *r, struct json_object *args)
         !arg_uint(r, args, "timeout", DETACH_TIMEOUT_DEFAULT_S, 1, DETACH_TIMEOUT_MAX_S, &timeout))
         return;
     run_job(r, vm_nic_detach(v, mac, (uint32_t)timeout * 1000, on_job_done, r, &res), &res);
+}
+
+void cmd_vcpus_set(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "vcpus", "timeout", NULL };
+    int64_t vcpus, timeout;
+    vm_result res;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) ||
+        !arg_uint(r, args, "vcpus", -1, 1, VM_MAX_VCPUS, &vcpus) ||
+        !arg_uint(r, args, "timeout", DETACH_TIMEOUT_DEFAULT_S, 1, DETACH_TIMEOUT_MAX_S, &timeout))
+        return;
+    if (vcpus < 0) {
+        request_error(r, "InvalidParameter", "vcpus: missing");
+        return;
+    }
+    run_job(r, vm_set_vcpus(v, (uint32_t)vcpus, (uint32_t)timeout * 1000, on_job_done, r, &res), &res);
+}
+
+/* Sizes as in definitions: MiB as a number, or "2G". */
+static bool arg_mib(request *r, struct json_object *args, const char *key, uint64_t *ret)
+{
+    uint64_t bytes;
+    struct json_object *v;
+
+    if (json_object_object_get_ex(args, key, &v) && json_object_is_type(v, json_type_int)) {
+        int64_t n = json_object_get_int64(v);
+        if (n <= 0 || n > (int64_t)(UINT64_MAX >> 20)) {
+            request_error(r, "InvalidParameter", "%s: must be a positive number of MiB", key);
+            return false;
+        }
+        *ret = (uint64_t)n;
+        return true;
+    }
+    if (!arg_size(r, args, key, 0, &bytes))
+        return false;
+    if (bytes == 0 || bytes % (1u << 20)) {
+        request_error(r, "InvalidParameter", "%s: %s", key, bytes ? "must be whole MiB" : "missing");
+        return false;
+    }
+    *ret = bytes >> 20;
+    return true;
+}
+
+void cmd_memory_set(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "memory", NULL };
+    uint64_t mib;
+    vm_result res;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) || !arg_mib(r, args, "memory", &mib))
+        return;
+    run_job(r, vm_set_memory(v, mib, on_job_done, r, &res), &res);
+}
+
+void cmd_balloon_set(request *r, struct json_object *args)
+{
+    static const char *const allowed[] = { "name", "target", NULL };
+    uint64_t mib;
+    vm_result res;
+    vm *v;
+
+    if (!args_known(r, args, allowed) || !(v = arg_vm(r, args)) || !arg_mib(r, args, "target", &mib))
+        return;
+    run_job(r, vm_set_balloon(v, mib, on_job_done, r, &res), &res);
 }

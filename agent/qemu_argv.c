@@ -288,6 +288,9 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push_vnc(&b, def, paths);
     push_boot(&b, def);
     qemu_push_hotplug_ports(&b, def);
+    /* Every VM gets a balloon, so its memory can be taken back while it runs. */
+    argv_push(&b, "-device");
+    argv_push(&b, "virtio-balloon-pci,id=balloon0");
     qemu_push_disks(&b, def, paths);
     qemu_push_nics(&b, def, paths);
     qemu_push_hostdevs(&b, def);

@@ -111,7 +111,11 @@ static void on_saved(vm *v, const vm_result *res, void *opaque)
         json_object_object_add(data, "vm", json_object_new_string(v->def.name));
         event_emit(v->agent->events, j->event, data);
     }
-    if (hotplug_job_ours(j)) {
+    if (hotplug_job_ours(j) && j->partial_desc[0]) {
+        v->hotplug = NULL;
+        json_object_put(ret);
+        vm_job_finish_error(v, j->partial_class, "%s", j->partial_desc);
+    } else if (hotplug_job_ours(j)) {
         v->hotplug = NULL;
         vm_job_finish_ok(v, ret);
     } else {

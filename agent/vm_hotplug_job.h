@@ -17,6 +17,10 @@ struct hotplug_job {
     vm_def next;                    /* the definition once the change is made */
     struct json_object *ret;        /* the reply, and the event's data */
     const char *event;              /* emitted on success */
+    /* Set when part of a change was made (vCPUs added before one failed):
+     * the definition saved says what QEMU has, and the job ends with this. */
+    char partial_class[32];
+    char partial_desc[512];
     /* Frees the job's container; ok: the change was made. Also undoes what
      * the kind made outside QEMU (a disk file, a tap) when not ok. */
     void (*release)(hotplug_job *j, bool ok);

@@ -275,14 +275,33 @@ int vm_qmpseq_run(vm_qmpseq *s, vm_qmpseq_cb *cb, void *opaque)
     return 0;
 }
 
+/* The device id an event is about: its "device", or the peripheral its
+ * "path" names or lies under. QEMU 7.2 reports an unplugged CPU only by its
+ * child ("/machine/peripheral/cpu-1-0-0-0/lapic"), emitted as the CPU goes. */
+static bool deleted_id(struct json_object *data, char *out, size_t len)
+{
+    static const char prefix[] = "/machine/peripheral/";
+    struct json_object *v;
+    const char *path;
+
+    if (json_object_object_get_ex(data, "device", &v) && json_object_get_string(v) && json_object_get_string(v)[0]) {
+        snprintf(out, len, "%s", json_object_get_string(v));
+        return strlen(json_object_get_string(v)) < len;
+    }
+    if (!json_object_object_get_ex(data, "path", &v) || !(path = json_object_get_string(v)) ||
+        strncmp(path, prefix, sizeof(prefix) - 1))
+        return false;
+    path += sizeof(prefix) - 1;
+    snprintf(out, len, "%.*s", (int)strcspn(path, "/"), path);
+    return strcspn(path, "/") < len;
+}
+
 bool vm_qmpseq_on_event(vm *v, const char *event, struct json_object *data)
 {
     vm_qmpseq *s = v->qmpseq;
-    struct json_object *dev;
-    const char *id;
+    char id[SEQ_NAME_MAX];
 
-    if (!s || strcmp(event, "DEVICE_DELETED") || !json_object_object_get_ex(data, "device", &dev) ||
-        !(id = json_object_get_string(dev)))
+    if (!s || strcmp(event, "DEVICE_DELETED") || !deleted_id(data, id, sizeof(id)))
         return false;
     if (s->waiting && !strcmp(s->steps[s->next].command, id)) {
         s->waiting = false;
@@ -291,7 +310,7 @@ bool vm_qmpseq_on_event(vm *v, const char *event, struct json_object *data)
         advance(s);
         return true;
     }
-    if (s->nseen < SEQ_SEEN_MAX && strlen(id) < SEQ_NAME_MAX)
+    if (s->nseen < SEQ_SEEN_MAX && !seen(s, id))
         snprintf(s->seen[s->nseen++], SEQ_NAME_MAX, "%s", id);
     return true;
 }

@@ -19,6 +19,7 @@
 #include "tests/support/agent_e2e.h"
 #include "tests/support/agent_harness.h"
 #include "tests/support/guest.h"
+#include "tests/support/rfb.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -280,6 +281,168 @@ static void attaching_needs_a_running_vm_and_a_free_slot(void **state)
     call_fails(x, "disk-detach", "{\"name\": \"full\", \"target\": \"sdz\"}", "NotFound", "target: ");
 }
 
+/* ---- vCPUs and memory --------------------------------------------------------- */
+
+static void guest_run_line(t *x, const char *vm, const char *command, char *out, size_t len)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "run %s", command);
+    guest_ask(x, vm, cmd, out, len);
+}
+
+static long guest_mem_kib(t *x, const char *vm)
+{
+    char out[64];
+
+    guest_ask(x, vm, "mem", out, sizeof(out));
+    return atol(out);
+}
+
+/* What the guest's kernel lists as present, asked until it is want. */
+static void wait_present_cpus(t *x, const char *vm, const char *want)
+{
+    char out[64] = "";
+
+    for (int i = 0; i < 40 && strcmp(out, want); i++) {
+        if (i)
+            usleep(250000);
+        guest_run_line(x, vm, "cat /sys/devices/system/cpu/present", out, sizeof(out));
+    }
+    assert_string_equal(out, want);
+}
+
+static int query_vcpus(t *x, const char *vm)
+{
+    char *a = name_arg(vm);
+    struct json_object *r = call_ok(x, "query-vm", a);
+    int n = json_object_get_int(member(member(agent_return(r), "definition"), "vcpus"));
+
+    free(a);
+    json_object_put(r);
+    return n;
+}
+
+static void set_ok(t *x, const char *cmd, const char *args, const char *key, int64_t want)
+{
+    struct json_object *r = call_ok(x, cmd, args);
+
+    assert_int_equal(json_object_get_int64(member(agent_return(r), key)), want);
+    json_object_put(r);
+}
+
+static void the_guest_sees_vcpus_come_and_go_up_to_max_vcpus(void **state)
+{
+    t *x = *state;
+    char out[64];
+
+    define(x, guest_def("cpu", "\"vcpus\": 2, \"max-vcpus\": 4"));
+    boot(x, "cpu");
+    wait_present_cpus(x, "cpu", "0-1");
+    set_ok(x, "vcpus-set", "{\"name\": \"cpu\", \"vcpus\": 4}", "vcpus", 4);
+    wait_present_cpus(x, "cpu", "0-3");
+    /* No udev in the guest: it onlines them itself, as a guest agent would. */
+    guest_run_line(x, "cpu", "sh -c 'echo 1 > /sys/devices/system/cpu/cpu2/online; "
+                             "echo 1 > /sys/devices/system/cpu/cpu3/online'", out, sizeof(out));
+    guest_ask(x, "cpu", "cpus", out, sizeof(out));
+    assert_string_equal(out, "4 0-3");
+    set_ok(x, "vcpus-set", "{\"name\": \"cpu\", \"vcpus\": 2}", "vcpus", 2);
+    wait_present_cpus(x, "cpu", "0-1");
+    assert_int_equal(query_vcpus(x, "cpu"), 2);
+    call_fails(x, "vcpus-set", "{\"name\": \"cpu\", \"vcpus\": 5}", "LimitReached", "vcpus: 5 is above max-vcpus (4)");
+    call_fails(x, "vcpus-set", "{\"name\": \"cpu\", \"vcpus\": 1}", "InvalidParameter", "vcpus: under tcg");
+}
+
+static void the_guest_gets_more_memory_up_to_max_memory_and_gives_some_back_to_the_balloon(void **state)
+{
+    t *x = *state;
+    char out[64];
+    long before, grown, ballooned = 0;
+    struct json_object *reply;
+
+    define(x, guest_def("mem", "\"max-memory\": 1024"));
+    boot(x, "mem");
+    before = guest_mem_kib(x, "mem");
+    set_ok(x, "memory-set", "{\"name\": \"mem\", \"memory\": \"512M\"}", "memory", 512);
+    /* The guest's kernel leaves hotplugged blocks offline until told. */
+    for (int i = 0; i < 40; i++) {
+        guest_run_line(x, "mem", "sh -c 'for f in /sys/devices/system/memory/memory*/state; do "
+                                 "grep -q offline $f && echo online > $f; done; true'", out, sizeof(out));
+        if ((grown = guest_mem_kib(x, "mem")) >= before + 256 * 1024 - 1024)
+            break;
+        usleep(250000);
+    }
+    assert_true(grown >= before + 256 * 1024 - 1024);
+    reply = call_ok(x, "query-vm", "{\"name\": \"mem\"}");
+    assert_int_equal(json_object_get_int(member(member(agent_return(reply), "definition"), "memory")), 512);
+    json_object_put(reply);
+    call_fails(x, "memory-set", "{\"name\": \"mem\", \"memory\": 2048}", "LimitReached", "memory: 2048 MiB is above");
+    call_fails(x, "memory-set", "{\"name\": \"mem\", \"memory\": 600}", "InvalidParameter", "memory: grows in steps");
+    call_fails(x, "memory-set", "{\"name\": \"mem\", \"memory\": 256}", "InvalidParameter", "memory: 256 MiB is not above");
+
+    set_ok(x, "balloon-set", "{\"name\": \"mem\", \"target\": 256}", "target", 256);
+    for (int i = 0; i < 80; i++) {
+        if ((ballooned = guest_mem_kib(x, "mem")) <= grown - 200 * 1024)
+            break;
+        usleep(250000);
+    }
+    assert_true(ballooned <= grown - 200 * 1024);
+    call_fails(x, "balloon-set", "{\"name\": \"mem\", \"target\": 4096}", "InvalidParameter", "target: ");
+}
+
+/* ---- VNC ---------------------------------------------------------------------------- */
+
+typedef struct vnc_creds {
+    char host[64], password[16];
+    unsigned port;
+} vnc_creds;
+
+static vnc_creds credentials(t *x, const char *args)
+{
+    struct json_object *r = call_ok(x, "vnc-credentials", args), *ret = agent_return(r);
+    vnc_creds c;
+
+    snprintf(c.host, sizeof(c.host), "%s", json_object_get_string(member(ret, "host")));
+    snprintf(c.password, sizeof(c.password), "%s", json_object_get_string(member(ret, "password")));
+    c.port = (unsigned)json_object_get_int(member(ret, "port"));
+    assert_string_equal(json_object_get_string(member(ret, "protocol")), "vnc");
+    json_object_put(r);
+    return c;
+}
+
+static int login(const vnc_creds *c, const char *password)
+{
+    char reason[256];
+
+    return rfb_vnc_login(c->host, c->port, password, 10000, reason, sizeof(reason));
+}
+
+static void a_real_rfb_client_gets_in_with_one_time_credentials_and_not_after_they_expire(void **state)
+{
+    t *x = *state;
+    vnc_creds c, again;
+
+    define(x, bare_def("vnc", "\"vnc\": true"));
+    vm_cmd(x, "vm-start", "vnc");
+    c = credentials(x, "{\"name\": \"vnc\", \"expire\": 3}");
+    assert_int_equal(strlen(c.password), 8);
+    assert_int_equal(login(&c, c.password), 0);
+    assert_int_equal(login(&c, "wrong123"), 1);
+    assert_int_equal(login(&c, c.password), 0);
+    sleep(4);
+    assert_int_equal(login(&c, c.password), 1);
+
+    /* A persistent password works, and one-time credentials do not leave it behind. */
+    call_ok_put(x, "vnc-password", "{\"name\": \"vnc\", \"password\": \"s3cret\"}");
+    assert_int_equal(login(&c, "s3cret"), 0);
+    again = credentials(x, "{\"name\": \"vnc\", \"expire\": 2}");
+    assert_int_equal(login(&again, again.password), 0);
+    assert_int_equal(login(&again, "s3cret"), 1);
+    sleep(3);
+    assert_int_equal(login(&again, again.password), 1);
+    assert_int_equal(login(&again, "s3cret"), 0);
+}
+
 static int setup_hotplug(void **state)
 {
     return setup_with(state, "attach-cache = writeback\n");
@@ -295,6 +458,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_scsi_disk_attaches_to_the_vms_controller_and_detaches, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_attach_leaves_no_block_node_and_no_file, setup, teardown),
         cmocka_unit_test_setup_teardown(attaching_needs_a_running_vm_and_a_free_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_guest_sees_vcpus_come_and_go_up_to_max_vcpus, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_guest_gets_more_memory_up_to_max_memory_and_gives_some_back_to_the_balloon,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_real_rfb_client_gets_in_with_one_time_credentials_and_not_after_they_expire,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/support/deadline.h"
+
 #define GUEST_APPEND "console=ttyS0 quiet loglevel=1 panic=-1"
 #define DEFAULT_START_TIMEOUT_MS 10000
 #define KILL_REAP_TIMEOUT_MS 5000
@@ -61,30 +63,6 @@ struct qemu_cmd {
     char qmp_spec[PATH_MAX];
     const char **argv;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-
-    if (left <= 0)
-        return 0;
-    return left > INT_MAX ? INT_MAX : (int)left;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-    nanosleep(&ts, NULL);
-}
 
 static int format(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int format(char *buf, size_t size, const char *fmt, ...)
