@@ -42,6 +42,7 @@ typedef struct agent {
     vm *vms;                      /* singly linked, in definition order */
     pool *pools;                  /* singly linked, in definition order */
     master *masters;
+    struct uv_timer_s *console_log_timer;   /* the console logs' size check */
     bool stopping;
     /* query-vms answered from this text until a VM changes: management nodes
      * poll it, and building 50 summaries per call dominated its cost. */

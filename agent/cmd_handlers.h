@@ -32,6 +32,9 @@ void cmd_host_sriov_set(request *r, struct json_object *args);
 void cmd_vnc_credentials(request *r, struct json_object *args);
 void cmd_vnc_password(request *r, struct json_object *args);
 
+/* cmd_console.c */
+void cmd_console_attach(request *r, struct json_object *args);
+
 /* cmd_hotplug.c */
 void cmd_disk_attach(request *r, struct json_object *args);
 void cmd_disk_detach(request *r, struct json_object *args);

@@ -783,6 +783,7 @@ static const command commands[] = {
     { "vm-qmp", true, cmd_vm_qmp },
     { "vnc-credentials", true, cmd_vnc_credentials },
     { "vnc-password", true, cmd_vnc_password },
+    { "console-attach", true, cmd_console_attach },
     { "disk-attach", true, cmd_disk_attach },
     { "disk-detach", true, cmd_disk_detach },
     { "nic-attach", true, cmd_nic_attach },

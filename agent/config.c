@@ -136,6 +136,7 @@ U32_SETTER(set_shutdown_timeout, shutdown_timeout_s, "shutdown-timeout", 1, 8640
 U32_SETTER(set_mount_timeout, mount_timeout_ms, "mount-timeout-ms", 100, 600000)
 U32_SETTER(set_vnc_port_min, vnc_port_min, "vnc-port-min", 5900, 65535)
 U32_SETTER(set_vnc_port_max, vnc_port_max, "vnc-port-max", 5900, 65535)
+U32_SETTER(set_console_log_max, console_log_max_kib, "console-log-max-kib", 0, 4194304)
 
 static const struct {
     const char *key;
@@ -162,6 +163,7 @@ static const struct {
     { "sysfs-root", set_sysfs_root },
     { "cgroup-parent", set_cgroup_parent },
     { "attach-cache", set_attach_cache },
+    { "console-log-max-kib", set_console_log_max },
     { "vnc-listen", set_vnc_listen },
     { "vnc-port-min", set_vnc_port_min },
     { "vnc-port-max", set_vnc_port_max },
@@ -201,6 +203,7 @@ void config_init_defaults(agent_config *c)
     c->vnc_listen = strdup("127.0.0.1");
     c->cgroup_parent = strdup("agentd");
     snprintf(c->attach_cache, sizeof(c->attach_cache), "none");
+    c->console_log_max_kib = 1024;
     c->vnc_port_min = 5900;
     c->vnc_port_max = 5999;
 }

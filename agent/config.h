@@ -45,6 +45,7 @@ typedef struct agent_config {
     uint32_t stop_timeout_ms;      /* each step of destroy: quit, SIGTERM, SIGKILL */
     uint32_t shutdown_timeout_s;   /* vm-shutdown default */
     uint32_t mount_timeout_ms;     /* each mount or unmount of a pool */
+    uint32_t console_log_max_kib;  /* a VM's console log is cut back past this; 0: never */
 } agent_config;
 
 void config_init_defaults(agent_config *c);

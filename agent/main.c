@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "console_log.h"
 #include "config.h"
 #include "events.h"
 #include "host.h"
@@ -307,6 +308,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     a->stopping = true;
     server_stop(a->server);
     a->server = NULL;
+    console_log_stop(a);
     while (a->vms) {
         vm *v = a->vms;
         a->vms = v->next;
@@ -397,6 +399,8 @@ int main(int argc, char **argv)
     }
     adopt(&a);
     pools_autostart(&a, autostart);
+    if (console_log_start(&a) < 0)
+        log_warn("console logs: cannot start the size check; they are not bounded");
     uv_signal_init(a.loop, &sig_term);
     uv_signal_init(a.loop, &sig_int);
     sig_term.data = sig_int.data = &a;

@@ -34,6 +34,7 @@ struct request {
     struct json_object *id;  /* echoed; may be NULL */
     bool admin;
     uid_t uid;               /* of the client that sent it */
+    bool holds_input;        /* the client's next lines wait for this one's answer */
     request *next, *prev;    /* in the client's list of open requests */
 };
 
@@ -50,6 +51,10 @@ struct client {
     uid_t uid;
     pid_t pid;
     request *requests;
+    bool input_held;          /* a request holds the lines after it */
+    bool in_input;            /* process_input is on the stack */
+    const server_stream_ops *stream;   /* set once the connection is a raw stream */
+    void *stream_opaque;
     client *next, *prev;
 };
 
@@ -166,7 +171,7 @@ void server_broadcast(const char *line, size_t len, void *opaque)
 
     for (client *c = s->clients, *next; c; c = next) {
         next = c->next;
-        if (c->negotiated && !c->closing)
+        if (c->negotiated && !c->closing && !c->stream)
             client_send(c, line, len);
     }
 }
@@ -188,8 +193,12 @@ uid_t request_uid(const request *r)
     return r->uid;
 }
 
+static void process_input(client *c);
+
 static void request_free(request *r)
 {
+    client *held = r->holds_input && r->client ? r->client : NULL;
+
     if (r->client) {
         if (r->prev)
             r->prev->next = r->next;
@@ -200,6 +209,56 @@ static void request_free(request *r)
     }
     json_object_put(r->id);
     free(r);
+    if (held && !held->stream) {
+        held->input_held = false;
+        if (!held->in_input)
+            process_input(held);
+    }
+}
+
+void request_hold_input(request *r)
+{
+    if (r->client) {
+        r->holds_input = true;
+        r->client->input_held = true;
+    }
+}
+
+client *request_become_stream(request *r, const server_stream_ops *ops, void *opaque)
+{
+    client *c = r->client;
+
+    if (!c) {
+        request_ok(r, NULL);
+        return NULL;
+    }
+    c->stream = ops;
+    c->stream_opaque = opaque;
+    request_ok(r, NULL);
+    /* Answers still owed on this connection would land in the byte stream. */
+    for (request *o = c->requests; o; o = o->next)
+        o->client = NULL;
+    c->requests = NULL;
+    c->input_held = false;
+    return c;
+}
+
+void server_stream_resume(client *c)
+{
+    if (c->stream && !c->closing && !c->in_input)
+        process_input(c);
+}
+
+void server_stream_write(client *c, const char *data, size_t len)
+{
+    if (c->stream)
+        client_send(c, data, len);
+}
+
+void server_stream_close(client *c)
+{
+    c->stream = NULL;
+    client_close(c);
 }
 
 static void request_send(request *r, const char *key, struct json_object *value)
@@ -377,17 +436,34 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(p, (unsigned)avail);
 }
 
+/* A stream's bytes, as they came, to its owner. */
+static void deliver_stream(client *c)
+{
+    size_t n = c->in.len - c->in.start;
+    const char *data = c->in.buf + c->in.start;
+
+    qmp_frame_reset(&c->in);
+    if (n > 0)
+        c->stream->on_input(c, data, n, c->stream_opaque);
+}
+
 static void process_input(client *c)
 {
     char *line;
     size_t len;
     int r = 0;
 
-    while (!c->closing && (r = qmp_frame_next(&c->in, &line, &len)) == 1) {
+    c->in_input = true;
+    while (!c->closing && !c->input_held && !c->stream && (r = qmp_frame_next(&c->in, &line, &len)) == 1) {
         while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
             line[--len] = '\0';
         if (len > 0)
             handle_line(c, line, len);
+    }
+    c->in_input = false;
+    if (!c->closing && c->stream) {
+        deliver_stream(c);
+        return;
     }
     if (!c->closing && r == -EMSGSIZE) {
         send_error_line(c, NULL, "GenericError", "request line longer than 1 MiB; closing");
@@ -444,6 +520,8 @@ static void client_close(client *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->stream)
+        c->stream->on_closed(c, c->stream_opaque);
     /* Handlers still running answer into the void. */
     for (request *r = c->requests; r; r = r->next)
         r->client = NULL;

@@ -50,4 +50,28 @@ void request_ok_text(request *r, const char *json, size_t len);
 void request_error(request *r, const char *err_class, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The client's lines after this request wait until it is answered, so bytes
+ * sent after a console-attach are not read as requests. */
+void request_hold_input(request *r);
+
+/* A connection that became a raw byte stream (console-attach): what the
+ * peer sends goes to on_input as it comes; on_closed when it leaves (or the
+ * agent drops it), not after server_stream_close. No events or replies are
+ * sent on it any more. */
+typedef struct server_stream_ops {
+    void (*on_input)(client *c, const char *data, size_t len, void *opaque);
+    void (*on_closed)(client *c, void *opaque);
+} server_stream_ops;
+
+/* Answers r with {} and turns its connection into a stream; NULL when the
+ * client already left (r is answered either way). Bytes that came after the
+ * request are handed to on_input at server_stream_resume, once the owner
+ * is ready for them. */
+client *request_become_stream(request *r, const server_stream_ops *ops, void *opaque);
+void server_stream_resume(client *c);
+/* Bytes to the peer (dropped once the client is closing); a peer that stops
+ * reading is disconnected past 8 MiB queued, like any client. */
+void server_stream_write(client *c, const char *data, size_t len);
+void server_stream_close(client *c);
+
 #endif

@@ -1,6 +1,7 @@
 /* vm.c: the VM object: paths, the state machine and its events, the job
  * slot, QMP with timeouts, and what queries report. */
 #include "vm_internal.h"
+#include "console.h"
 #include "vm_vnc.h"
 
 #include <errno.h>
@@ -122,6 +123,7 @@ void vm_free(vm *v)
     if (!v)
         return;
     /* Freeing a VM never touches its QEMU: the agent may be exiting while VMs run on. */
+    console_close(v, "the agent is stopping");
     if (v->proc.watch)
         uv_close((uv_handle_t *)v->proc.watch, free_handle_mem);
     if (v->proc.pidfd >= 0)

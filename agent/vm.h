@@ -24,6 +24,7 @@ typedef struct uv_poll_s uv_poll_t;
 typedef struct uv_timer_s uv_timer_t;
 typedef struct diskjob diskjob;
 typedef struct vm_qmpseq vm_qmpseq;
+typedef struct vm_console vm_console;
 
 typedef enum vm_state {
     VM_STOPPED,
@@ -98,6 +99,7 @@ struct vm {
     diskjob *diskjob;          /* the disk copies of a master-create or clone job */
     vm_qmpseq *qmpseq;         /* the QMP steps of a hotplug job */
     void *hotplug;             /* that job's own state, while it is the VM's job */
+    vm_console *console;       /* clients on its serial console, while there are any */
     vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */
     unsigned vnc_port;         /* its VNC display while QEMU runs, else 0 */
     char vnc_password[9];      /* the persistent password, "" when none */

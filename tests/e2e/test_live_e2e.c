@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 
 #include <cmocka.h>
 #include <json-c/json.h>
@@ -443,6 +447,131 @@ static void a_real_rfb_client_gets_in_with_one_time_credentials_and_not_after_th
     assert_int_equal(login(&again, "s3cret"), 0);
 }
 
+/* ---- the serial console through the agent ----------------------------------------- */
+
+/* Reads one line (without '\n') from a blocking socket with a receive timeout. */
+static bool read_line(int fd, char *out, size_t len)
+{
+    size_t n = 0;
+    char ch;
+
+    while (n + 1 < len) {
+        if (read(fd, &ch, 1) != 1)
+            return false;
+        if (ch == '\n')
+            break;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static void send_text(int fd, const char *text)
+{
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+/* A connection to the agent that sent console-attach with args, and then
+ * typed; reply gets the answer line (events skipped). */
+static int console_connect(t *x, const char *args, const char *typed, char *reply, size_t len)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct timeval tv = { .tv_sec = 20 };
+    char line[4096], req[1024];
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", x->agent.socket);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_true(read_line(fd, line, sizeof(line)));
+    send_text(fd, "{\"execute\": \"qmp_capabilities\"}\n");
+    assert_true(read_line(fd, line, sizeof(line)));
+    /* The request and what is typed after it, in one write. */
+    snprintf(req, sizeof(req), "{\"execute\": \"console-attach\", \"arguments\": %s}\n%s", args, typed);
+    send_text(fd, req);
+    do
+        assert_true(read_line(fd, reply, len));
+    while (!strncmp(reply, "{\"event\"", 9));
+    return fd;
+}
+
+/* Raw console bytes until a line starting with prefix. */
+static void wait_console_line(int fd, const char *prefix)
+{
+    char line[4096];
+
+    do
+        if (!read_line(fd, line, sizeof(line)))
+            fail_msg("the console closed or went quiet before '%s'", prefix);
+    while (strncmp(line, prefix, strlen(prefix)));
+}
+
+static void text_typed_on_the_console_reaches_the_guest_and_one_writer_at_a_time(void **state)
+{
+    t *x = *state;
+    char reply[1024], line[4096];
+    int w, busy, watcher, taker;
+
+    define(x, guest_def("con", NULL));
+    boot(x, "con");
+    w = console_connect(x, "{\"name\": \"con\"}", "?41 ping\n", reply, sizeof(reply));
+    assert_string_equal(reply, "{\"return\":{}}");
+    wait_console_line(w, "=41 pong");
+    wait_console_line(w, ".41 ok");
+
+    busy = console_connect(x, "{\"name\": \"con\"}", "", reply, sizeof(reply));
+    assert_non_null(strstr(reply, "\"Busy\""));
+    close(busy);
+
+    watcher = console_connect(x, "{\"name\": \"con\", \"readonly\": true}", "?42 ping\n", reply, sizeof(reply));
+    assert_string_equal(reply, "{\"return\":{}}");
+    send_text(w, "?43 ping\n");
+    wait_console_line(watcher, "=43 pong");   /* the watcher's own typing went nowhere */
+    wait_console_line(w, "=43 pong");
+
+    taker = console_connect(x, "{\"name\": \"con\", \"takeover\": true}", "?44 ping\n", reply, sizeof(reply));
+    assert_string_equal(reply, "{\"return\":{}}");
+    wait_console_line(taker, "=44 pong");
+    wait_console_line(w, "[agentd: another client took over the console]");
+    assert_false(read_line(w, line, sizeof(line)));   /* and then it is closed */
+    close(w);
+    close(watcher);
+    close(taker);
+    call_fails(x, "console-attach", "{\"name\": \"nope\"}", "NotFound", NULL);
+}
+
+static void the_console_log_stays_within_its_limit(void **state)
+{
+    t *x = *state;
+    char reply[1024], log1[600];
+    struct stat st;
+    int w;
+
+    define(x, guest_def("chatty", NULL));
+    boot(x, "chatty");
+    w = console_connect(x, "{\"name\": \"chatty\"}", "?51 run seq 1 4000\n", reply, sizeof(reply));
+    wait_console_line(w, ".51 ok");
+    close(w);
+    vm_info info = query(x, "chatty");
+    snprintf(log1, sizeof(log1), "%s.1", info.console);
+    /* Checked every 5 s: a check in the middle of the output cuts twice. */
+    for (int i = 0; i < 200; i++) {
+        if (stat(log1, &st) == 0 && stat(info.console, &st) == 0 && st.st_size <= 8 * 1024)
+            break;
+        usleep(100000);
+    }
+    assert_int_equal(stat(info.console, &st), 0);
+    assert_true(st.st_size <= 8 * 1024);
+    assert_int_equal(stat(log1, &st), 0);
+    assert_true(st.st_size > 8 * 1024);
+}
+
+static int setup_small_console_log(void **state)
+{
+    return setup_with(state, "console-log-max-kib = 8\n");
+}
+
 static int setup_hotplug(void **state)
 {
     return setup_with(state, "attach-cache = writeback\n");
@@ -461,6 +590,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_guest_sees_vcpus_come_and_go_up_to_max_vcpus, setup, teardown),
         cmocka_unit_test_setup_teardown(the_guest_gets_more_memory_up_to_max_memory_and_gives_some_back_to_the_balloon,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(text_typed_on_the_console_reaches_the_guest_and_one_writer_at_a_time, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_console_log_stays_within_its_limit, setup_small_console_log, teardown),
         cmocka_unit_test_setup_teardown(a_real_rfb_client_gets_in_with_one_time_credentials_and_not_after_they_expire,
                                         setup, teardown),
     };
