@@ -355,7 +355,7 @@ static int run_verb(const ctl_options *o, const ctl_verb *v, int argc, char **ar
     }
     if (o->wait_s)
         req.wait_s = o->wait_s;
-    code = v->print ? run_call(o, &req) : ctl_run_events(o, &req);
+    code = v->run ? v->run(o, &req) : v->print ? run_call(o, &req) : ctl_run_events(o, &req);
     json_object_put(req.args);
     return code;
 }

@@ -54,8 +54,10 @@ struct ctl_verb {
     const char *help;             /* what it does, one or more lines */
     /* 0, CTL_HELP, or -EINVAL after printing why. */
     int (*parse)(int argc, char **argv, ctl_request *req);
-    /* Human output for the reply's value; NULL for events. */
+    /* Human output for the reply's value; NULL for events and the console. */
     void (*print)(const ctl_request *req, struct json_object *value);
+    /* A verb that runs its own conversation (the console); NULL for most. */
+    int (*run)(const ctl_options *o, const ctl_request *req);
 };
 
 const ctl_verb *ctl_verb_find(const char *name);
@@ -65,6 +67,7 @@ const ctl_verb *ctl_verb_at(size_t i);
 /* The verb tables of agentctl_storage.c and agentctl_master.c. */
 const ctl_verb *ctl_storage_verbs(size_t *ret_n);
 const ctl_verb *ctl_master_verbs(size_t *ret_n);
+const ctl_verb *ctl_live_verbs(size_t *ret_n);
 
 /* Parsers and a printer that verbs in several files share (agentctl_verbs.c). */
 int ctl_parse_nothing(int argc, char **argv, ctl_request *req);

@@ -166,24 +166,24 @@ static const ctl_verb master_verbs[] = {
       "error is a terminal. It waits for as long as the copy takes (or --timeout).\n"
       "Ctrl-C cancels the job and waits until its files are removed; a second Ctrl-C\n"
       "leaves at once (exit 130).\n",
-      parse_master_create, print_master_create },
+      parse_master_create, print_master_create, NULL },
     { "clone", "vm-clone", NULL, "MASTER NAME [--detached] [--pool POOL]",
       "Creates the VM NAME from a master (xCAT's clonevm NAME -b MASTER): the master's\n"
       "definition with a new uuid, and disks that are overlays of the master's, or full\n"
       "copies with --detached, in the master's pools or in --pool. Progress and Ctrl-C\n"
       "are as for master-create; a cancelled clone leaves no VM and no files.\n",
-      parse_clone, print_clone },
+      parse_clone, print_clone, NULL },
     { "masters", "query-masters", NULL, "",
       "Lists the masters: NAME OS ARCH PROFILE STORAGE NICS CREATED ORIGINATOR.\n",
-      ctl_parse_nothing, print_masters },
+      ctl_parse_nothing, print_masters, NULL },
     { "master-delete", "master-delete", "deleted", "NAME",
       "Deletes a master's disks and record; refused while a VM's disks are overlays of\n"
       "it or another image is backed by its disks.\n",
-      ctl_parse_name, print_master_done },
+      ctl_parse_name, print_master_done, NULL },
     { "cancel", "job-cancel", "job cancel requested", "NAME",
       "Asks the master-create or clone job running on the VM to stop. The job's own\n"
       "command then fails with Cancelled, and every file it had made is removed.\n",
-      ctl_parse_name, ctl_print_done },
+      ctl_parse_name, ctl_print_done, NULL },
 };
 
 const ctl_verb *ctl_master_verbs(size_t *ret_n)

@@ -304,30 +304,30 @@ static void print_vol_check(const ctl_request *req, struct json_object *value)
 static const ctl_verb storage_verbs[] = {
     { "pools", "query-pools", NULL, "",
       "Lists the storage pools: NAME KIND ACTIVE AUTOSTART LOCATION.\n",
-      ctl_parse_nothing, print_pools },
+      ctl_parse_nothing, print_pools, NULL },
     { "pool-define", "pool-define", NULL, "NAME LOCATION [--no-autostart]",
       "Defines a pool, or replaces the definition of a stopped one (kvmsh create-pool).\n"
       "LOCATION is an xCAT vmstorage string: dir:///var/lib/images (or a plain absolute\n"
       "path), phy:/dev/sdb1 (one block device, given raw to one VM), or\n"
       "nfs://10.0.0.1/install/vms/ (mounted by the agent when the pool starts).\n"
       "Pools are started when the agent starts unless --no-autostart.\n",
-      parse_pool_define, print_pool_define },
+      parse_pool_define, print_pool_define, NULL },
     { "pool-undefine", "pool-undefine", "undefined", "NAME",
       "Removes a stopped pool that holds no disk of a defined VM. Its files are not\n"
       "touched.\n",
-      ctl_parse_name, print_pool_done },
+      ctl_parse_name, print_pool_done, NULL },
     { "pool-start", "pool-start", "started", "NAME",
       "Starts a pool: creates a dir pool's directory, mounts an nfs pool, checks a phy\n"
       "pool's device.\n",
-      parse_pool_switch, print_pool_switch },
+      parse_pool_switch, print_pool_switch, NULL },
     { "pool-stop", "pool-stop", "stopped", "NAME",
       "Stops a pool (unmounting an nfs pool); refused while a running VM has a disk in\n"
       "it.\n",
-      parse_pool_switch, print_pool_switch },
+      parse_pool_switch, print_pool_switch, NULL },
     { "volumes", "query-volumes", NULL, "POOL",
       "Lists the files in an active pool: NAME FORMAT VIRTUAL ALLOCATED USED-BY MASTER,\n"
       "then, for each file the agent could not open, why.\n",
-      parse_volumes, print_volumes },
+      parse_volumes, print_volumes, NULL },
     { "vol-create", "vol-create", NULL,
       "POOL NAME --size SIZE [--format qcow2|raw]\n"
       "POOL NAME --backing-volume VOLUME [--backing-pool POOL] [--backing-format FORMAT] [--size SIZE]\n"
@@ -337,19 +337,19 @@ static const ctl_verb storage_verbs[] = {
       "forms make a qcow2 overlay of a backing file, named as a volume (in\n"
       "--backing-pool, by default POOL) or by its path, in --backing-format (default\n"
       "qcow2); the overlay takes the backing file's size unless --size is given.\n",
-      parse_vol_create, print_vol_create },
+      parse_vol_create, print_vol_create, NULL },
     { "vol-delete", "vol-delete", "deleted", "POOL NAME\n--path PATH",
       "Deletes a volume, named by pool and file name or by its path; refused while it\n"
       "is a disk of a defined VM or of a master, or the backing file of another image.\n",
-      parse_volume_ref, ctl_print_done },
+      parse_volume_ref, ctl_print_done, NULL },
     { "vol-info", "query-volume", NULL, "POOL NAME\n--path PATH",
       "Shows an image and its whole backing chain: path, format, sizes, cluster size,\n"
       "version and flags of each layer.\n",
-      parse_volume_ref, print_vol_info },
+      parse_volume_ref, print_vol_info, NULL },
     { "vol-check", "vol-check", NULL, "POOL NAME\n--path PATH",
       "Checks a qcow2 image's refcounts against its references (as qemu-img check):\n"
       "leaks are harmless, corruptions are not.\n",
-      parse_volume_ref, print_vol_check },
+      parse_volume_ref, print_vol_check, NULL },
 };
 
 const ctl_verb *ctl_storage_verbs(size_t *ret_n)

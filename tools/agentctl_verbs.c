@@ -498,66 +498,66 @@ static void print_value(const ctl_request *req, struct json_object *value)
 static const ctl_verb verbs[] = {
     { "list", "query-vms", NULL, "",
       "Lists the VMs: NAME STATE REASON PID VCPUS MEMORY(MiB) AUTOSTART.\n",
-      ctl_parse_nothing, print_list },
+      ctl_parse_nothing, print_list, NULL },
     { "info", "query-vm", NULL, "NAME",
       "Shows a VM's definition and its runtime state as key: value lines.\n",
-      ctl_parse_name, print_info },
+      ctl_parse_name, print_info, NULL },
     { "define", "vm-define", NULL, "FILE|-\n--name NAME [FLAGS]",
       "Creates a VM, or replaces the definition of a stopped one, from a JSON file\n"
       "(- reads standard input) or from flags:\n"
       "  --name NAME   --uuid UUID\n" DEFINITION_FLAGS,
-      parse_define, print_define },
+      parse_define, print_define, NULL },
     { "update", "vm-update", NULL, "NAME FLAGS",
       "Changes fields of a definition; the others keep their value. --label replaces\n"
       "all labels. A VM with a QEMU process takes the change at its next start; the\n"
       "fields for which that applies are printed. Flags:\n" DEFINITION_FLAGS,
-      parse_update, print_update },
+      parse_update, print_update, NULL },
     { "undefine", "vm-undefine", "undefined", "NAME [--purge|--keep-disks] [--force]",
       "Removes a stopped or crashed VM; --force destroys a running one first (xCAT's\n"
       "rmvm -f). Its logs are kept, and its disks unless --purge (rmvm -p): then each\n"
       "disk file in a dir or nfs pool is deleted (never an ISO, a read-only disk, a phy\n"
       "device, or the backing file of another image), and the files deleted and kept\n"
       "are printed.\n",
-      parse_undefine, print_undefine },
+      parse_undefine, print_undefine, NULL },
     { "start", "vm-start", NULL, "NAME [--paused]",
       "Starts a VM and waits until it runs (or is paused, with --paused).\n",
-      parse_start, print_start },
+      parse_start, print_start, NULL },
     { "shutdown", "vm-shutdown", NULL, "NAME [--timeout SECONDS] [--force]",
       "Presses the ACPI power button and waits for the guest to power off. After\n"
       "--timeout seconds (the agent's default without it), --force destroys the VM;\n"
       "without --force the VM is left running and the command fails with Timeout.\n",
-      parse_shutdown, print_shutdown },
+      parse_shutdown, print_shutdown, NULL },
     { "destroy", "vm-destroy", "destroyed", "NAME",
       "Ends the VM's QEMU at once: QMP quit, then SIGTERM, then SIGKILL.\n",
-      parse_destroy, ctl_print_done },
+      parse_destroy, ctl_print_done, NULL },
     { "reset", "vm-reset", "reset", "NAME", "Hard-resets the VM (system_reset).\n",
-      ctl_parse_name, ctl_print_done },
+      ctl_parse_name, ctl_print_done, NULL },
     { "suspend", "vm-suspend", "suspended", "NAME", "Pauses the VM's vCPUs.\n",
-      ctl_parse_name, ctl_print_done },
+      ctl_parse_name, ctl_print_done, NULL },
     { "resume", "vm-resume", "resumed", "NAME", "Continues a paused VM's vCPUs.\n",
-      ctl_parse_name, ctl_print_done },
+      ctl_parse_name, ctl_print_done, NULL },
     { "events", "query-events", NULL, "[--after SEQ]",
       "Prints the agent's events as they happen, one a line: SEQ TIME EVENT key=value...\n"
       "(TIME in UTC), until interrupted. --after first prints the kept events with a\n"
       "larger sequence number. With --json, each event is printed as received.\n",
-      parse_events, NULL },
+      parse_events, NULL, NULL },
     { "host", "query-host", NULL, "",
       "Shows the host's CPUs, memory and accelerator, and what its VMs are given.\n",
-      ctl_parse_nothing, print_host },
+      ctl_parse_nothing, print_host, NULL },
     { "sriov", "host-sriov", NULL, "PF [NUMVFS]",
       "Lists an SR-IOV physical function's virtual functions (PF as 0000:03:00.0),\n"
       "after setting their number to NUMVFS when given (refused while one is passed\n"
       "through to a VM).\n",
-      parse_sriov, print_sriov },
+      parse_sriov, print_sriov, NULL },
     { "qmp", "vm-qmp", NULL, "NAME COMMAND [JSON-ARGS]",
       "Sends one QMP command to the VM's QEMU and prints its return value as JSON.\n"
       "JSON-ARGS is an object, e.g. '{\"id-list\": []}'.\n",
-      parse_qmp, print_value },
+      parse_qmp, print_value, NULL },
     { "version", "query-version", NULL, "", "Shows the agent's and QEMU's versions.\n",
-      ctl_parse_nothing, print_version },
+      ctl_parse_nothing, print_version, NULL },
 };
 
-/* The VM verbs, then storage, then masters and jobs. */
+/* The VM verbs, live operations, then storage, then masters and jobs. */
 const ctl_verb *ctl_verb_at(size_t i)
 {
     size_t n = sizeof(verbs) / sizeof(verbs[0]);
@@ -565,6 +565,10 @@ const ctl_verb *ctl_verb_at(size_t i)
 
     if (i < n)
         return &verbs[i];
+    i -= n;
+    more = ctl_live_verbs(&n);
+    if (i < n)
+        return &more[i];
     i -= n;
     more = ctl_storage_verbs(&n);
     if (i < n)

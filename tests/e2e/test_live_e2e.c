@@ -541,6 +541,27 @@ static void text_typed_on_the_console_reaches_the_guest_and_one_writer_at_a_time
     call_fails(x, "console-attach", "{\"name\": \"nope\"}", "NotFound", NULL);
 }
 
+/* agentctl console with a pipe for a terminal: the keys reach the guest,
+ * its answer comes out, Ctrl-] leaves with status 0. */
+static void agentctl_console_types_into_the_guest_and_leaves_on_ctrl_bracket(void **state)
+{
+    t *x = *state;
+    char cmd[1024], out[8192];
+    size_t n;
+    FILE *p;
+
+    define(x, guest_def("ctl", NULL));
+    boot(x, "ctl");
+    snprintf(cmd, sizeof(cmd), "(printf '?61 ping\\n'; sleep 3; printf '\\035') | %s -s %s console ctl",
+             AGENTCTL_PATH, x->agent.socket);
+    assert_non_null(p = popen(cmd, "r"));
+    n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    if (!strstr(out, "=61 pong"))
+        fail_msg("agentctl console printed '%s'", out);
+}
+
 static void the_console_log_stays_within_its_limit(void **state)
 {
     t *x = *state;
@@ -591,6 +612,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_guest_gets_more_memory_up_to_max_memory_and_gives_some_back_to_the_balloon,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(text_typed_on_the_console_reaches_the_guest_and_one_writer_at_a_time, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(agentctl_console_types_into_the_guest_and_leaves_on_ctrl_bracket, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(the_console_log_stays_within_its_limit, setup_small_console_log, teardown),
         cmocka_unit_test_setup_teardown(a_real_rfb_client_gets_in_with_one_time_credentials_and_not_after_they_expire,

@@ -229,6 +229,11 @@ static const canned replies[] = {
     { "vm-destroy", "{\"class\": \"InvalidState\", \"desc\": \"vm1 is not running\"}", true, NULL },
     { "vm-reset", "{}", false, NULL },
     { "vm-qmp", "{\"status\": \"running\", \"singlestep\": false, \"running\": true}", false, NULL },
+    { "disk-attach", "{\"target\": \"sdb\", \"device\": \"disk-sdb\", \"bus\": \"virtio-blk\", \"slot\": 0}",
+      false, NULL },
+    { "nic-detach", "{\"mac\": \"52:54:00:00:00:01\", \"device\": \"nic-525400000001\"}", false, NULL },
+    { "vnc-password", "{}", false, NULL },
+    { "vcpus-set", "{\"vcpus\": 4}", false, NULL },
     { "query-host",
       "{\"hostname\": \"hv01\", \"cpus\": 2, \"memory-mib\": 24036, \"memory-available-mib\": 22010,"
       " \"accel\": \"tcg\", \"kvm-available\": true, \"vms\": {\"defined\": 3, \"running\": 2},"
@@ -1125,6 +1130,66 @@ static void test_qmp_without_arguments_sends_none(void **state)
     result_free(&r);
 }
 
+static void test_disk_attach_sends_a_json_disk_or_the_short_form(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "disk-attach", "vm1", "{\"size\": \"20G\", \"bus\": \"virtio-scsi\"}");
+    struct json_object *req = last_request(h, "disk-attach"), *disk;
+
+    assert_exit(&r, 0);
+    assert_true(json_object_object_get_ex(arguments_of(req), "disk", &disk));
+    assert_string_equal(string_member(disk, "bus"), "virtio-scsi");
+    assert_non_null(strstr(r.out, "disk-sdb"));
+    json_object_put(req);
+    result_free(&r);
+    r = RUN(h, "disk-attach", "vm1", "nfs1:20G:raw");
+    req = last_request(h, "disk-attach");
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "disk"), "nfs1:20G:raw");
+    json_object_put(req);
+    result_free(&r);
+}
+
+static void test_nic_detach_and_vcpus_send_their_values(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "nic-detach", "vm1", "52:54:00:00:00:01", "--timeout", "90");
+    struct json_object *req = last_request(h, "nic-detach");
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "mac"), "52:54:00:00:00:01");
+    assert_int_equal(json_object_get_int(json_object_object_get(arguments_of(req), "timeout")), 90);
+    json_object_put(req);
+    result_free(&r);
+    r = RUN(h, "vcpus", "vm1", "4");
+    req = last_request(h, "vcpus-set");
+    assert_exit(&r, 0);
+    assert_int_equal(json_object_get_int(json_object_object_get(arguments_of(req), "vcpus")), 4);
+    json_object_put(req);
+    result_free(&r);
+}
+
+/* Never on the command line, where every user sees it in /proc. */
+static void test_vnc_password_is_read_from_standard_input(void **state)
+{
+    harness *h = *state;
+    char *path = write_file(h, "s3cret\n");
+    run_result r = run_with(h, &(run_opts){ .stdin_path = path }, (const char *const[]){ "vnc-password", "vm1", NULL });
+    struct json_object *req = last_request(h, "vnc-password");
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "password"), "s3cret");
+    json_object_put(req);
+    result_free(&r);
+    free(path);
+    path = write_file(h, "muchtoolong\n");
+    r = run_with(h, &(run_opts){ .stdin_path = path }, (const char *const[]){ "vnc-password", "vm1", NULL });
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "longer than 8"));
+    result_free(&r);
+    free(path);
+}
+
 static void test_host_prints_a_summary(void **state)
 {
     harness *h = *state;
@@ -1796,6 +1861,9 @@ int main(void)
         T(test_define_sends_all_digit_counts_as_numbers),
         T(test_define_reads_a_file),
         T(test_define_reads_standard_input),
+        T(test_disk_attach_sends_a_json_disk_or_the_short_form),
+        T(test_nic_detach_and_vcpus_send_their_values),
+        T(test_vnc_password_is_read_from_standard_input),
         T(test_update_sends_changes_and_prints_fields_needing_restart),
         T(test_list_prints_a_table_of_vms),
         T(test_list_with_json_prints_the_return_value),
