@@ -45,7 +45,7 @@ typedef enum vm_boot_dev {
 
 #define VM_DISKS_MAX 32
 #define VM_SLOT_MAX 255
-#define VM_HOTPLUG_SLOTS_MAX 16
+#define VM_HOTPLUG_SLOTS_MAX 15   /* q35: ports at 0x10..0x1e; 0x1f is the ICH9 LPC */
 #define VM_HOTPLUG_SLOTS_DEFAULT 4
 #define VM_VOLUME_MAX 255
 #define VM_TARGET_MAX 7

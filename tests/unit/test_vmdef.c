@@ -348,7 +348,7 @@ static const struct bad_case {
     {WITH("\"nics\":\"br0,b r1\""), "nics[1].bridge"},
     {WITH("\"passthrough\":7"), "passthrough"},
     {WITH("\"vnc\":\"yes\""), "vnc"},
-    {WITH("\"hotplug-slots\":17"), "hotplug-slots"},
+    {WITH("\"hotplug-slots\":16"), "hotplug-slots"},
     {WITH("\"disks\":[{\"size\":\"1G\",\"slot\":4}]"), "disks[0].slot"},
     {WITH("\"disks\":[{\"size\":\"1G\",\"slot\":1,\"bus\":\"sata\"}]"), "disks[0].slot"},
     {WITH("\"disks\":[{\"size\":\"1G\",\"slot\":1}],\"nics\":[{\"bridge\":\"br0\",\"slot\":1}]"), "disks[0].slot"},
