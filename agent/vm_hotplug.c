@@ -58,6 +58,10 @@ bool hotplug_job_begin_late(hotplug_job *j, vm *v, const char *device_id)
 
 static void release(hotplug_job *j, bool ok)
 {
+    if (j->ahead_pending) {
+        j->release_waiting = true;   /* the save's callback still refers to j */
+        return;
+    }
     if (j->v->hotplug == j)
         j->v->hotplug = NULL;
     vmdef_free(&j->next);
@@ -77,6 +81,16 @@ void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ..
     if (hotplug_job_ours(j)) {
         j->v->hotplug = NULL;
         vm_job_finish_error(j->v, err_class, "%s", desc);
+    }
+    if (j->ahead && !j->commit_waiting) {
+        /* The change did not happen: the old definition goes back, on disk too. */
+        vm_def changed = j->v->def;
+        j->v->def = j->next;
+        j->next = changed;
+        j->ahead = false;
+        agent_vms_changed(j->v->agent);
+        if (vm_save_definition(j->v, NULL, NULL) < 0)
+            log_err("vm %s: the definition on disk still names the device that failed", j->v->def.name);
     }
     release(j, false);
 }
@@ -124,10 +138,53 @@ static void on_saved(vm *v, const vm_result *res, void *opaque)
     release(j, true);
 }
 
+static void on_saved_ahead(vm *v, const vm_result *res, void *opaque)
+{
+    hotplug_job *j = opaque;
+
+    j->ahead_pending = false;
+    j->ahead_saved = res->status == 0;
+    if (j->commit_waiting)
+        on_saved(v, res, j);
+    else if (j->release_waiting)
+        release(j, false);
+    else if (res->status < 0)
+        log_err("vm %s: saving the definition ahead of the attach: %s", v->def.name, res->err_desc);
+}
+
+void hotplug_job_save_ahead(hotplug_job *j)
+{
+    vm *v = j->v;
+    vm_def old = v->def;
+
+    v->def = j->next;
+    j->next = old;
+    j->ahead = j->ahead_pending = true;
+    agent_vms_changed(v->agent);
+    if (vm_save_definition(v, on_saved_ahead, j) < 0) {
+        j->ahead_pending = false;
+        log_err("vm %s: the definition cannot be saved ahead; it is saved after the attach", v->def.name);
+    }
+}
+
 void hotplug_job_commit(hotplug_job *j)
 {
     vm *v = j->v;
     vm_result res = { .status = -1, .err_desc = "out of memory" };
+
+    if (j->ahead) {
+        /* The definition on disk already has it, or is being written. */
+        vmdef_free(&j->next);
+        memset(&j->next, 0, sizeof(j->next));
+        j->commit_waiting = true;
+        if (j->ahead_pending)
+            return;               /* on_saved_ahead finishes */
+        if (j->ahead_saved)
+            on_saved(v, &(vm_result){ .status = 0 }, j);
+        else if (vm_save_definition(v, on_saved, j) < 0)
+            on_saved(v, &res, j);
+        return;
+    }
 
     vmdef_free(&v->def);
     v->def = j->next;
@@ -135,6 +192,11 @@ void hotplug_job_commit(hotplug_job *j)
     agent_vms_changed(v->agent);
     if (vm_save_definition(v, on_saved, j) < 0)
         on_saved(v, &res, j);
+}
+
+const vm_def *hotplug_job_new_def(const hotplug_job *j)
+{
+    return j->ahead ? &j->v->def : &j->next;
 }
 
 void vm_hotplug_late_delete(vm *v, const char *device_id)

@@ -21,6 +21,12 @@ struct hotplug_job {
      * the definition saved says what QEMU has, and the job ends with this. */
     char partial_class[32];
     char partial_desc[512];
+    /* Saved ahead (hotplug_job_save_ahead): next holds the old definition. */
+    bool ahead;
+    bool ahead_pending;           /* that save not finished yet */
+    bool ahead_saved;             /* and it succeeded */
+    bool commit_waiting;          /* the change is made; the reply waits for the save */
+    bool release_waiting;         /* failed; released once the save is done */
     /* Frees the job's container; ok: the change was made. Also undoes what
      * the kind made outside QEMU (a disk file, a tap) when not ok. */
     void (*release)(hotplug_job *j, bool ok);
@@ -43,6 +49,13 @@ bool hotplug_job_steps_done(hotplug_job *j, int status, const char *err_class, c
 /* A job without a caller, for a detach the guest finished late: false
  * (logged) when the VM is busy. */
 bool hotplug_job_begin_late(hotplug_job *j, vm *v, const char *device_id);
+/* An attach: next becomes the definition and is written while QEMU plugs
+ * the device, so the reply does not wait for the disk afterwards. A crash
+ * in between leaves a definition naming a device that is not plugged yet,
+ * which the next start gives the VM; a failure writes the old one back. */
+void hotplug_job_save_ahead(hotplug_job *j);
+/* The definition with the change: next, or the VM's once saved ahead. */
+const vm_def *hotplug_job_new_def(const hotplug_job *j);
 /* next becomes the definition, is saved, and the job ends with ret. */
 void hotplug_job_commit(hotplug_job *j);
 

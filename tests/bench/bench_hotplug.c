@@ -12,9 +12,10 @@
  *          the same query.
  * Disk phases run agent, bare, agent (agentd restarted and adopting the VM
  * in between), so drift on a noisy machine hits both. NICs unplug only with
- * a guest, so they are a few samples each, one per hotplug port.
+ * a guest, so each round takes a fresh VM: an untimed warm-up NIC, then N
+ * NICs a side, the side going first alternating between rounds.
  *
- * Usage: bench_hotplug [--disks N] [--nics N]   (run as root: a network
+ * Usage: bench_hotplug [--disks N] [--nics N] [--rounds N]   (run as root: a network
  * namespace of its own holds the bridge) */
 #include <errno.h>
 #include <getopt.h>
@@ -270,7 +271,8 @@ static double bare_disk(bench *b, int k)
     return t;
 }
 
-static double bare_nic(bench *b, net_nl *nl, int k)
+/* NIC k (its MAC and ids) on the hotplug port counted from the last. */
+static double bare_nic(bench *b, net_nl *nl, int k, int port)
 {
     char tap[16], err[256], id[32];
     net_tap_spec s = { .name = tap, .bridge = BRIDGE };
@@ -287,7 +289,7 @@ static double bare_nic(bench *b, net_nl *nl, int k)
                                "\"net-bare%d\", \"fd\": \"tapbare%d\"}}", k, k));
     json_object_put(qmp(b, -1, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", "
                                "\"netdev\": \"net-bare%d\", \"mac\": \"52:54:00:bf:00:%02x\", \"id\": \"nic-bare%d\", "
-                               "\"bus\": \"hp%d\", \"addr\": \"0x0\"}}", k, k, k, SLOTS - 1 - k));
+                               "\"bus\": \"hp%d\", \"addr\": \"0x0\"}}", k, k, k, SLOTS - 1 - port));
     bare_wait_listed(b, "query-pci", id);
     el = bench_now_s() - t0;
     net_tap_close(&t);
@@ -305,6 +307,27 @@ static void report(const char *what, double *agent, size_t na, double *bare, siz
     printf("%-12s added  %+.3f ms at the median\n", what, (am - bm) * 1e3);
 }
 
+/* The adopted VM's QMP connection comes up a moment after the agent. */
+static void wait_adopted(bench *b)
+{
+    for (struct json_object *r = NULL;; json_object_put(r), usleep(10000))
+        if (agent_call(&b->conn, "vm-qmp", "{\"name\": \"hp\", \"command\": \"query-status\"}", CALL_MS, &r) == 0 &&
+            agent_return(r)) {
+            json_object_put(r);
+            return;
+        }
+}
+
+/* The VM defined afresh (no NICs) and started. */
+static void fresh_vm(bench *b, bool destroy)
+{
+    if (destroy)
+        json_object_put(agent_ok(b, "vm-destroy", "{\"name\": \"hp\"}"));
+    json_object_put(agent_ok(b, "vm-define", "{\"definition\": {\"name\": \"hp\", \"memory\": 64, "
+                                             "\"hotplug-slots\": 15, \"disks\": [{\"size\": \"16M\", \"bus\": \"virtio-scsi\"}]}}"));
+    json_object_put(agent_ok(b, "vm-start", "{\"name\": \"hp\"}"));
+}
+
 static void start_agent(bench *b)
 {
     if (agentd_start(&b->agent) < 0 || agent_connect(&b->conn, b->agent.socket) < 0)
@@ -320,8 +343,9 @@ static void stop_agent(bench *b)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "disks", required_argument, NULL, 'd' }, { "nics", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 } };
-    int ndisks = 200, nnics = NICS_MAX - 2, ch;
+        { "disks", required_argument, NULL, 'd' }, { "nics", required_argument, NULL, 'n' },
+        { "rounds", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 } };
+    int ndisks = 200, nnics = NICS_MAX - 2, rounds = 6, ch;
     bench *b = calloc(1, sizeof(*b));
     net_nl *nl;
 
@@ -330,58 +354,67 @@ int main(int argc, char **argv)
             ndisks = atoi(optarg);
         else if (ch == 'n')
             nnics = atoi(optarg);
+        else if (ch == 'r')
+            rounds = atoi(optarg);
         else
             return 2;
-    if (ndisks < 2 || nnics < 1 || nnics > NICS_MAX - 2)
-        die("--disks at least 2, --nics from 1 to %d", NICS_MAX - 2);
+    if (ndisks < 2 || nnics < 1 || nnics > NICS_MAX - 2 || rounds < 1 || rounds > 30)
+        die("--disks at least 2, --nics from 1 to %d, --rounds from 1 to 30", NICS_MAX - 2);
     if (unshare(CLONE_NEWNET) < 0 || bench_sh("ip link set dev lo up") < 0)
         die("a network namespace of its own (run as root): %s", strerror(errno));
     double *ad = calloc((size_t)ndisks, sizeof(double)), *bd = calloc((size_t)ndisks, sizeof(double));
-    double an[NICS_MAX], bn[NICS_MAX];
+    double *an = calloc((size_t)(nnics * rounds), sizeof(double)), *bn = calloc((size_t)(nnics * rounds), sizeof(double));
 
     if (agentd_prepare(&b->agent, "create-bridges = yes\nlog-level = warning\ncgroup-parent = none\n") < 0)
         die("temp dir");
     start_agent(b);
-    json_object_put(agent_ok(b, "vm-define", "{\"definition\": {\"name\": \"hp\", \"memory\": 64, "
-                                             "\"hotplug-slots\": 15, \"disks\": [{\"size\": \"16M\", \"bus\": \"virtio-scsi\"}]}}"));
-    json_object_put(agent_ok(b, "vm-start", "{\"name\": \"hp\"}"));
+    fresh_vm(b, false);
     for (int k = 0; k <= ndisks; k++) {
         char cmd[512];
         snprintf(cmd, sizeof(cmd), "truncate -s 1M %s/state/images/b%d.raw", b->agent.dir, k);
         if (bench_sh(cmd) < 0)
             die("%s", cmd);
     }
-    /* Warm-up: the first attach pays for loading what later ones reuse. */
+    if (net_nl_open(5000, &nl) < 0 || net_bridge_create(nl, BRIDGE, false, NULL, 0) < 0)
+        die("bridge");
+    /* Disks: agent, bare, agent; each side's first attach is an untimed warm-up. */
     agent_disk(b, 0);
     int half = ndisks / 2;
     for (int k = 0; k < half; k++)
         ad[k] = agent_disk(b, k);
     stop_agent(b);
     bare_connect(b);
-    if (net_nl_open(5000, &nl) < 0 || net_bridge_create(nl, BRIDGE, false, NULL, 0) < 0)
-        die("bridge");
-    bare_disk(b, ndisks);   /* warm-up */
+    bare_disk(b, ndisks);
     for (int k = 0; k < ndisks; k++)
         bd[k] = bare_disk(b, k);
-    bare_nic(b, nl, nnics);   /* warm-up: QEMU's first NIC loads what later ones reuse */
-    for (int k = 0; k < nnics; k++)
-        bn[k] = bare_nic(b, nl, k);
     close(b->qmp);
     start_agent(b);
-    /* The adopted VM's QMP connection comes up a moment after the agent. */
-    for (struct json_object *r = NULL;; json_object_put(r), usleep(10000))
-        if (agent_call(&b->conn, "vm-qmp", "{\"name\": \"hp\", \"command\": \"query-status\"}", CALL_MS, &r) == 0 &&
-            agent_return(r)) {
-            json_object_put(r);
-            break;
-        }
+    wait_adopted(b);
     for (int k = half; k < ndisks; k++)
         ad[k] = agent_disk(b, k);
-    for (int k = 0; k < nnics; k++)
-        an[k] = agent_nic(b, k);
+    /* NICs: rounds on a fresh VM each (they unplug only with a guest), the
+     * side that goes first alternating, after an untimed warm-up NIC. */
+    for (int r = 0; r < rounds; r++) {
+        double *ar = an + r * nnics, *br = bn + r * nnics;
+        agent_nic(b, r * 8 + 7);
+        if (r % 2 == 0)
+            for (int k = 0; k < nnics; k++)
+                ar[k] = agent_nic(b, r * 8 + k);
+        stop_agent(b);
+        bare_connect(b);
+        for (int k = 0; k < nnics; k++)
+            br[k] = bare_nic(b, nl, r * 8 + k, k);
+        close(b->qmp);
+        start_agent(b);
+        wait_adopted(b);
+        if (r % 2 == 1)
+            for (int k = 0; k < nnics; k++)
+                ar[k] = agent_nic(b, r * 8 + k);
+        fresh_vm(b, true);
+    }
     printf("disk attach (SCSI, raw) and NIC attach (virtio-net on a tap), command to device listed by QEMU\n");
     report("disk", ad, (size_t)ndisks, bd, (size_t)ndisks);
-    report("nic", an, (size_t)nnics, bn, (size_t)nnics);
+    report("nic", an, (size_t)(nnics * rounds), bn, (size_t)(nnics * rounds));
     json_object_put(agent_ok(b, "vm-destroy", "{\"name\": \"hp\"}"));
     stop_agent(b);
     net_nl_close(nl);
