@@ -87,6 +87,14 @@ static void each_qemu_gets_its_cgroup_with_the_weights_asked_for(void **state)
     snprintf(pid, sizeof(pid), "%d", query(x, "half").pid);
     assert_true(read_text(path, text, sizeof(text)));
     assert_string_equal(text, pid);
+    /* An agent killed and started again finds the groups and keeps them. */
+    agent_close(&x->conn);
+    agentd_stop(&x->agent, 9);
+    assert_int_equal(agentd_start(&x->agent), 0);
+    assert_int_equal(agent_connect(&x->conn, x->agent.socket), 0);
+    wait_state(x, "half", "running", 20000);
+    assert_true(read_text(path, text, sizeof(text)));
+    assert_string_equal(text, pid);
     vm_cmd(x, "vm-destroy", "half");
     vm_cmd(x, "vm-destroy", "whole");
     cgroup_file(x, "cpu", "half", NULL, path, sizeof(path));
