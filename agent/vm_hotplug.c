@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -36,6 +37,11 @@ bool hotplug_job_begin(hotplug_job *j, vm *v, vm_done_cb cb, void *opaque, vm_re
     j->v = v;
     v->hotplug = j;
     return true;
+}
+
+void hotplug_job_free(hotplug_job *j, bool ok)
+{
+    free(j);
 }
 
 bool hotplug_job_ours(const hotplug_job *j)

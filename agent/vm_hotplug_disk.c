@@ -251,11 +251,6 @@ typedef struct disk_detach {
     char id[16];
 } disk_detach;
 
-static void detach_release(hotplug_job *j, bool ok)
-{
-    free(j);
-}
-
 /* Node names of disk target: "drive-T", "file-T", "drive-T-N", "file-T-N". */
 static int node_depth(const char *node, const char *target)
 {
@@ -394,7 +389,7 @@ static disk_detach *detach_new(vm *v, size_t i)
     snprintf(d->target, sizeof(d->target), "%s", v->def.disks[i].target);
     snprintf(d->id, sizeof(d->id), "disk-%s", d->target);
     d->job.event = "VM_DISK_DETACHED";
-    d->job.release = detach_release;
+    d->job.release = hotplug_job_free;
     return d;
 }
 

@@ -32,6 +32,9 @@ struct hotplug_job {
     void (*release)(hotplug_job *j, bool ok);
 };
 
+/* A release for kinds that hold nothing but the job (it comes first in
+ * their container, which is freed). */
+void hotplug_job_free(hotplug_job *j, bool ok);
 /* The VM runs (or is paused) with QMP ready. */
 bool hotplug_vm_ready(const vm *v, vm_result *res);
 /* That, and no other job. */

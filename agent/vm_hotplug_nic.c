@@ -184,11 +184,6 @@ typedef struct nic_detach {
     char dev[24], netdev[24];
 } nic_detach;
 
-static void detach_release(hotplug_job *j, bool ok)
-{
-    free(j);
-}
-
 static void on_detached(vm *v, int status, const char *err_class, const char *err_desc, void *opaque)
 {
     nic_detach *d = opaque;
@@ -225,7 +220,7 @@ static nic_detach *detach_new(vm *v, size_t i)
     net_mac_format(v->def.nics[i].mac, d->mac);
     qemu_nic_ids(&v->def.nics[i], d->dev, d->netdev);
     d->job.event = "VM_NIC_DETACHED";
-    d->job.release = detach_release;
+    d->job.release = hotplug_job_free;
     return d;
 }
 

@@ -46,11 +46,6 @@ typedef struct vcpu_job {
     uint32_t timeout_ms;
 } vcpu_job;
 
-static void free_job(hotplug_job *j, bool ok)
-{
-    free(j);
-}
-
 static int64_t prop(struct json_object *props, const char *key)
 {
     struct json_object *v;
@@ -244,7 +239,7 @@ int vm_set_vcpus(vm *v, uint32_t vcpus, uint32_t timeout_ms, vm_done_cb cb, void
     j->want = vcpus;
     j->timeout_ms = timeout_ms;
     j->job.event = "VM_VCPUS_CHANGED";
-    j->job.release = free_job;
+    j->job.release = hotplug_job_free;
     if (!hotplug_job_begin(&j->job, v, cb, opaque, res)) {
         vmdef_free(&j->job.next);
         free(j);
@@ -366,7 +361,7 @@ int vm_set_memory(vm *v, uint64_t mib, vm_done_cb cb, void *opaque, vm_result *r
     }
     m->want_mib = mib;
     m->job.event = "VM_MEMORY_CHANGED";
-    m->job.release = free_job;
+    m->job.release = hotplug_job_free;
     if (!hotplug_job_begin(&m->job, v, cb, opaque, res)) {
         vmdef_free(&m->job.next);
         free(m);
