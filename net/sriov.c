@@ -87,7 +87,7 @@ int net_sriov_vf_parent(const net_sysfs *s, const net_pci_addr *vf, net_pci_addr
 {
     char addr[NET_PCI_TEXT], path[PATH_MAX], name[NET_PCI_TEXT + 8];
     net_pci_addr pf, vfs[NET_SRIOV_VFS_MAX];
-    size_t n;
+    size_t n = 0;   /* set by net_sriov_vfs; -O3 cannot see that */
     int r;
 
     net_pci_addr_format(vf, addr);
