@@ -251,7 +251,7 @@ static int parse_string(const char *s, vm_disk *d, disk_ctx *c)
 {
     char buf[VM_NAME_MAX + 64], *size = buf, *fmt = NULL, *colon;
     struct json_object *f;
-    int r = 0, k;
+    int r = 0, k = 0;
 
     if (strlen(s) >= sizeof(buf))
         return errbuf_fail(c->e, "disks[%zu]: must be \"SIZE\" or \"POOL:SIZE[:FORMAT]\"", c->i);
