@@ -186,6 +186,8 @@ typedef struct disk_prep {
     int status;
     char err[512];
     struct json_object *created;
+    agent_work_fn *more;      /* then, on the same thread */
+    void *more_arg;
     disk_prepare_cb *cb;
     void *opaque;
 } disk_prep;
@@ -220,6 +222,8 @@ static void run_prepare(void *arg)
 
     for (size_t i = 0; i < p->n && p->status == 0; i++)
         p->status = prepare_one(p, &p->disks[i]);
+    if (p->status == 0 && p->more)
+        p->more(p->more_arg);
 }
 
 static void after_prepare(void *arg)
@@ -268,11 +272,19 @@ static int plan_prepare(agent *a, const vm_def *def, disk_prep *p)
 
 int disk_prepare(agent *a, const vm_def *def, disk_prepare_cb *cb, void *opaque, char *err, size_t errlen)
 {
+    return disk_prepare_then(a, def, NULL, NULL, cb, opaque, err, errlen);
+}
+
+int disk_prepare_then(agent *a, const vm_def *def, agent_work_fn *more, void *more_arg, disk_prepare_cb *cb,
+                      void *opaque, char *err, size_t errlen)
+{
     disk_prep *p = calloc(1, sizeof(*p));
     int r;
 
     if (!p)
         return -ENOMEM;
+    p->more = more;
+    p->more_arg = more_arg;
     p->cb = cb;
     p->opaque = opaque;
     if ((r = plan_prepare(a, def, p)) < 0) {

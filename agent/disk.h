@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "vmdef.h"
+#include "work.h"
 
 struct json_object;
 typedef struct agent agent;
@@ -33,6 +34,10 @@ typedef void disk_prepare_cb(void *opaque, int status, const char *err, struct j
  * started where a file must be made) come back at once as -EINVAL with err
  * set; cb then never runs. */
 int disk_prepare(agent *a, const vm_def *def, disk_prepare_cb *cb, void *opaque, char *err, size_t errlen);
+/* The same, and then more(more_arg) on the same pool thread once every
+ * file is there (a hotplug opens the new chain without a second hop). */
+int disk_prepare_then(agent *a, const vm_def *def, agent_work_fn *more, void *more_arg, disk_prepare_cb *cb,
+                      void *opaque, char *err, size_t errlen);
 /* Removes files made by disk_prepare (on the thread pool, fire and forget). */
 void disk_remove_created(agent *a, struct json_object *created);
 

@@ -116,6 +116,7 @@ static void plug(disk_attach *a)
     }
 }
 
+/* On the pool thread, right after the file check: one hop, not two. */
 static void open_chain(void *arg)
 {
     disk_attach *a = arg;
@@ -123,40 +124,20 @@ static void open_chain(void *arg)
     a->status = vm_disks_open_one(&a->job.next, a->i, a->files, a->err, sizeof(a->err));
 }
 
-static void after_open(void *arg)
+static void on_prepared(void *opaque, int status, const char *err, struct json_object *created)
 {
-    disk_attach *a = arg;
+    disk_attach *a = opaque;
 
     a->job.v->pending_io--;
-    if (!hotplug_job_ours(&a->job))
+    a->created = created;
+    if (status < 0)
+        hotplug_job_fail(&a->job, status == -ENOSPC ? "NoSpace" : "InvalidParameter", "%s", err);
+    else if (!hotplug_job_ours(&a->job))
         hotplug_job_fail(&a->job, "GenericError", "QEMU ended during the attach");
     else if (a->status < 0)
         hotplug_job_fail(&a->job, "InvalidParameter", "%s", a->err);
     else
         plug(a);
-}
-
-static void on_prepared(void *opaque, int status, const char *err, struct json_object *created)
-{
-    disk_attach *a = opaque;
-    vm *v = a->job.v;
-    char msg[512];
-
-    a->created = created;
-    if (status < 0) {
-        hotplug_job_fail(&a->job, status == -ENOSPC ? "NoSpace" : "InvalidParameter", "%s", err);
-        return;
-    }
-    if (!(a->files = calloc(1, sizeof(*a->files))) ||
-        vm_disks_locate(v->agent, &a->job.next, a->files, msg, sizeof(msg)) < 0) {
-        hotplug_job_fail(&a->job, "InvalidParameter", "%s", a->files ? msg : "out of memory");
-        return;
-    }
-    v->pending_io++;
-    if (agent_work(v->agent->loop, open_chain, after_open, a) < 0) {
-        v->pending_io--;
-        hotplug_job_fail(&a->job, "GenericError", "cannot queue work");
-    }
 }
 
 static bool running_has_scsi(const vm_def *def)
@@ -232,14 +213,24 @@ int vm_disk_attach(vm *v, vm_def *next, vm_done_cb cb, void *opaque, vm_result *
         free(a);
         return -1;
     }
-    if ((r = disk_prepare(v->agent, &a->job.next, on_prepared, a, err, sizeof(err))) < 0) {
+    /* Where the files are is known on the loop; the pool thread then makes
+     * a missing file and opens the chain in one go. */
+    if (!(a->files = calloc(1, sizeof(*a->files))) ||
+        vm_disks_locate(v->agent, &a->job.next, a->files, err, sizeof(err)) < 0)
+        r = a->files ? -EINVAL : -ENOMEM;
+    else
+        r = disk_prepare_then(v->agent, &a->job.next, open_chain, a, on_prepared, a, err, sizeof(err));
+    if (r < 0) {
         v->job = VM_JOB_NONE;
         v->hotplug = NULL;
-        vm_refuse(res, r == -EINVAL ? "InvalidParameter" : "GenericError", "%s", err);
+        vm_refuse(res, r == -EINVAL ? "InvalidParameter" : "GenericError", "%s",
+                  r == -ENOMEM ? "out of memory" : err);
+        vm_disk_files_free(a->files);
         vmdef_free(&a->job.next);
         free(a);
         return -1;
     }
+    v->pending_io++;
     return 0;
 }
 

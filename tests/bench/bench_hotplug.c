@@ -12,8 +12,8 @@
  *          the same query.
  * Disk phases run agent, bare, agent (agentd restarted and adopting the VM
  * in between), so drift on a noisy machine hits both. NICs unplug only with
- * a guest, so each round takes a fresh VM: an untimed warm-up NIC, then N
- * NICs a side, the side going first alternating between rounds.
+ * a guest, so each round takes a fresh VM: N NICs a side after an untimed
+ * warm-up NIC of that side, the side going first alternating between rounds.
  *
  * Usage: bench_hotplug [--disks N] [--nics N] [--rounds N]   (run as root: a network
  * namespace of its own holds the bridge) */
@@ -128,6 +128,16 @@ static double agent_nic(bench *b, int k)
     json_object_put(agent_ok(b, "nic-attach", args));
     agent_wait_listed(b, "query-pci", id);
     return bench_now_s() - t0;
+}
+
+/* Round r's NICs through the agent, after an untimed warm-up NIC right
+ * before them (a freshly restarted agent pays for its first one, as the
+ * bare side does on its new connection). */
+static void agent_nics(bench *b, int r, int n, double *ret)
+{
+    agent_nic(b, r * 8 + 7);
+    for (int k = 0; k < n; k++)
+        ret[k] = agent_nic(b, r * 8 + k);
 }
 
 /* ---- bare QMP ----------------------------------------------------------------------- */
@@ -396,20 +406,18 @@ int main(int argc, char **argv)
      * side that goes first alternating, after an untimed warm-up NIC. */
     for (int r = 0; r < rounds; r++) {
         double *ar = an + r * nnics, *br = bn + r * nnics;
-        agent_nic(b, r * 8 + 7);
         if (r % 2 == 0)
-            for (int k = 0; k < nnics; k++)
-                ar[k] = agent_nic(b, r * 8 + k);
+            agent_nics(b, r, nnics, ar);
         stop_agent(b);
         bare_connect(b);
+        bare_nic(b, nl, r * 8 + 6, nnics);
         for (int k = 0; k < nnics; k++)
             br[k] = bare_nic(b, nl, r * 8 + k, k);
         close(b->qmp);
         start_agent(b);
         wait_adopted(b);
         if (r % 2 == 1)
-            for (int k = 0; k < nnics; k++)
-                ar[k] = agent_nic(b, r * 8 + k);
+            agent_nics(b, r, nnics, ar);
         fresh_vm(b, true);
     }
     printf("disk attach (SCSI, raw) and NIC attach (virtio-net on a tap), command to device listed by QEMU\n");
