@@ -35,6 +35,13 @@ void cmd_vnc_password(request *r, struct json_object *args);
 /* cmd_console.c */
 void cmd_console_attach(request *r, struct json_object *args);
 
+/* cmd_migrate.c */
+void cmd_vm_migrate_incoming(request *r, struct json_object *args);
+void cmd_vm_migrate(request *r, struct json_object *args);
+void cmd_vm_migrate_cancel(request *r, struct json_object *args);
+void cmd_vm_migrate_finish(request *r, struct json_object *args);
+void cmd_vm_migrate_confirm(request *r, struct json_object *args);
+
 /* cmd_hotplug.c */
 void cmd_disk_attach(request *r, struct json_object *args);
 void cmd_disk_detach(request *r, struct json_object *args);

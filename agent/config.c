@@ -55,6 +55,7 @@ STRING_SETTER(set_mount_nfs, mount_nfs)
 STRING_SETTER(set_umount, umount)
 STRING_SETTER(set_sysfs_root, sysfs_root)
 STRING_SETTER(set_vnc_listen, vnc_listen)
+STRING_SETTER(set_migration_address, migration_address)
 
 /* "none" turns per-VM cgroups off. */
 static int set_cgroup_parent(agent_config *c, const char *v, char *err, size_t errlen)
@@ -136,6 +137,9 @@ U32_SETTER(set_shutdown_timeout, shutdown_timeout_s, "shutdown-timeout", 1, 8640
 U32_SETTER(set_mount_timeout, mount_timeout_ms, "mount-timeout-ms", 100, 600000)
 U32_SETTER(set_vnc_port_min, vnc_port_min, "vnc-port-min", 5900, 65535)
 U32_SETTER(set_vnc_port_max, vnc_port_max, "vnc-port-max", 5900, 65535)
+U32_SETTER(set_migration_port_min, migration_port_min, "migration-port-min", 1024, 65535)
+U32_SETTER(set_migration_port_max, migration_port_max, "migration-port-max", 1024, 65535)
+U32_SETTER(set_migration_incoming_timeout, migration_incoming_timeout_s, "migration-incoming-timeout", 1, 86400)
 U32_SETTER(set_console_log_max, console_log_max_kib, "console-log-max-kib", 0, 4194304)
 
 static const struct {
@@ -168,6 +172,10 @@ static const struct {
     { "vnc-port-min", set_vnc_port_min },
     { "vnc-port-max", set_vnc_port_max },
     { "mount-timeout-ms", set_mount_timeout },
+    { "migration-address", set_migration_address },
+    { "migration-port-min", set_migration_port_min },
+    { "migration-port-max", set_migration_port_max },
+    { "migration-incoming-timeout", set_migration_incoming_timeout },
 };
 
 int config_set(agent_config *c, const char *key, const char *value, char *err, size_t errlen)
@@ -206,6 +214,10 @@ void config_init_defaults(agent_config *c)
     c->console_log_max_kib = 1024;
     c->vnc_port_min = 5900;
     c->vnc_port_max = 5999;
+    c->migration_address = strdup("127.0.0.1");
+    c->migration_port_min = 49152;
+    c->migration_port_max = 49215;
+    c->migration_incoming_timeout_s = 300;
 }
 
 static char *trim(char *s)
@@ -279,6 +291,7 @@ void config_free(agent_config *c)
     free(c->umount);
     free(c->sysfs_root);
     free(c->vnc_listen);
+    free(c->migration_address);
     free(c->cgroup_parent);
     memset(c, 0, sizeof(*c));
 }

@@ -33,6 +33,9 @@ typedef struct agent_config {
     char *umount;          /* unmounts it: HELPER DIR */
     char *vnc_listen;      /* VNC displays bind here (an IP address) */
     uint32_t vnc_port_min, vnc_port_max;   /* the host's VNC range, from 5900 */
+    char *migration_address;            /* incoming live migrations listen here (an IP address) */
+    uint32_t migration_port_min, migration_port_max;
+    uint32_t migration_incoming_timeout_s;   /* no stream by then: the incoming QEMU goes */
     char *cgroup_parent;   /* each QEMU's cgroup is PARENT/vm-NAME; NULL: cgroups off */
     char *sysfs_root;      /* where sysfs is for passthrough; NULL: "/" (tests: a fake tree) */
     char attach_cache[16]; /* the cache of a disk attached to a running VM that names none */

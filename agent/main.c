@@ -222,6 +222,7 @@ static void load_definition(agent *a, const char *file)
         return;
     }
     vm_vnc_load_password(v);
+    v->incoming = access(v->incoming_path, F_OK) == 0;
     vm **pp = &a->vms;
     while (*pp)
         pp = &(*pp)->next;
@@ -256,7 +257,8 @@ static void adopt(agent *a)
 {
     int defined = 0, adopted = 0;
 
-    for (vm *v = a->vms; v; v = v->next) {
+    for (vm *v = a->vms, *next; v; v = next) {
+        next = v->next;   /* an incoming VM whose QEMU is gone goes */
         defined++;
         if (vm_adopt(v) > 0)
             adopted++;

@@ -162,6 +162,11 @@ static void push_resources(argv_buf *b, const vm_def *def)
 
 static void push_monitor(argv_buf *b, const qemu_paths *paths)
 {
+    /* An incoming migration's address is given later, with migrate-incoming. */
+    if (paths->incoming) {
+        argv_push(b, "-incoming");
+        argv_push(b, "defer");
+    }
     char *qmp = escape_commas(paths->qmp_socket);
 
     argv_push(b, "-chardev");

@@ -58,6 +58,7 @@ typedef struct qemu_paths {
     size_t nnics;
     const char *vnc_listen;   /* an IP address: a VM with vnc gets its display there */
     unsigned vnc_port;        /* 5900 and up (QEMU takes a display number, port - 5900) */
+    bool incoming;            /* -incoming defer: waits for a migration stream */
 } qemu_paths;
 
 /* Builds a NULL-terminated argv; free it with qemu_argv_free(). -EINVAL with a

@@ -27,7 +27,8 @@ static const char *const state_names[] = {
     [VM_STOPPED] = "stopped",         [VM_STARTING] = "starting",
     [VM_RUNNING] = "running",         [VM_PAUSED] = "paused",
     [VM_SHUTTING_DOWN] = "shutting-down", [VM_STOPPING] = "stopping",
-    [VM_CRASHED] = "crashed",
+    [VM_CRASHED] = "crashed",         [VM_INCOMING] = "incoming",
+    [VM_MIGRATING] = "migrating",     [VM_MIGRATED] = "migrated",
 };
 
 const char *vm_state_name(const vm *v)
@@ -62,6 +63,7 @@ static int set_paths(vm *v)
 
     if (path_join(v->run_dir, a->run_vms_dir, n, "") < 0 ||
         path_join(v->def_path, a->vms_dir, n, ".json") < 0 ||
+        path_join(v->incoming_path, a->vms_dir, n, ".incoming") < 0 ||
         path_join(v->vnc_password_path, a->vms_dir, n, ".vnc-password") < 0 ||
         path_join(v->console_log, a->logs_dir, n, ".console.log") < 0 ||
         path_join(v->qemu_log, a->logs_dir, n, ".qemu.log") < 0 ||
@@ -97,7 +99,8 @@ int vm_new(agent *a, vm_def *def, vm **ret)
     v->def_file = statefile_writer_new(a->loop, v->def_path, 0600);
     v->runtime_file = statefile_writer_new(a->loop, v->runtime_path, 0600);
     v->vnc_password_file = statefile_writer_new(a->loop, v->vnc_password_path, 0600);
-    if (!v->def_file || !v->runtime_file || !v->vnc_password_file) {
+    v->incoming_file = statefile_writer_new(a->loop, v->incoming_path, 0600);
+    if (!v->def_file || !v->runtime_file || !v->vnc_password_file || !v->incoming_file) {
         vm_free(v);
         return -ENOMEM;
     }
@@ -132,7 +135,10 @@ void vm_free(vm *v)
     close_timer(&v->job_timer);
     close_timer(&v->health_timer);
     close_timer(&v->vnc_timer);
+    close_timer(&v->migration_timer);
+    free(v->migration);
     statefile_writer_free(v->vnc_password_file);
+    statefile_writer_free(v->incoming_file);
     statefile_writer_free(v->def_file);
     statefile_writer_free(v->runtime_file);
     json_object_put(v->last_exit);
@@ -197,6 +203,7 @@ const char *vm_job_name(vm_job_kind k)
         [VM_JOB_RESUME] = "resume",   [VM_JOB_DEFINE] = "define",
         [VM_JOB_UNDEFINE] = "undefine", [VM_JOB_MASTER] = "master-create",
         [VM_JOB_CLONE] = "clone",     [VM_JOB_HOTPLUG] = "hotplug",
+        [VM_JOB_MIGRATE] = "migrate", [VM_JOB_MIGRATE_IN] = "migrate-incoming",
     };
     return names[k];
 }

@@ -25,6 +25,7 @@ typedef struct uv_timer_s uv_timer_t;
 typedef struct diskjob diskjob;
 typedef struct vm_qmpseq vm_qmpseq;
 typedef struct vm_console vm_console;
+typedef struct vm_migration vm_migration;
 
 typedef enum vm_state {
     VM_STOPPED,
@@ -34,6 +35,9 @@ typedef enum vm_state {
     VM_SHUTTING_DOWN,
     VM_STOPPING,
     VM_CRASHED,
+    VM_INCOMING,       /* destination of a live migration, not ours until finished */
+    VM_MIGRATING,      /* source: the guest runs while QEMU sends its state */
+    VM_MIGRATED,       /* source: all sent, guest stopped, QEMU kept until confirmed */
 } vm_state;
 
 typedef enum vm_job_kind {
@@ -49,6 +53,8 @@ typedef enum vm_job_kind {
     VM_JOB_MASTER,     /* its disks copied into a master */
     VM_JOB_CLONE,      /* its disks being made from a master */
     VM_JOB_HOTPLUG,    /* a device attached to or detached from its QEMU */
+    VM_JOB_MIGRATE,    /* source: sending its state, or confirming the handover */
+    VM_JOB_MIGRATE_IN, /* destination: QEMU made ready for the stream, or the guest resumed here */
 } vm_job_kind;
 
 /* The outcome of a job: status 0 with ret (may be NULL, ownership passes), or
@@ -100,6 +106,16 @@ struct vm {
     vm_qmpseq *qmpseq;         /* the QMP steps of a hotplug job */
     void *hotplug;             /* that job's own state, while it is the VM's job */
     vm_console *console;       /* clients on its serial console, while there are any */
+    vm_migration *migration;   /* a live migration in or out, while one is going on */
+    /* Destination of a live migration not finished yet: the definition is
+     * kept with a marker (incoming_path) and dropped when QEMU ends. */
+    bool incoming;
+    /* Source: "outgoing" or "migrated" in the runtime record, so an agent
+     * restart never resumes a guest whose state was sent. */
+    const char *migration_mark;
+    char incoming_path[PATH_MAX];
+    statefile_writer *incoming_file;
+    uv_timer_t *migration_timer;   /* progress ticks, or the wait for a stream */
     vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */
     unsigned vnc_port;         /* its VNC display while QEMU runs, else 0 */
     char vnc_password[9];      /* the persistent password, "" when none */

@@ -38,5 +38,7 @@ void vm_stop_process(vm *v);
 void vm_connect_qmp(vm *v, uint32_t timeout_ms);
 void vm_close_qmp(vm *v);
 void vm_write_runtime(vm *v);
+/* Launches QEMU for the VM's job (a start, or an incoming migration). */
+int vm_launch(vm *v, char *err, size_t errlen);
 
 #endif

@@ -2,6 +2,7 @@
  * and events, the runtime record, exit handling and on-crash, adoption. */
 #include "vm_internal.h"
 #include "vm_hotplug.h"
+#include "vm_migrate.h"
 #include "vm_qmpseq.h"
 #include "vm_disks.h"
 #include "vm_nics.h"
@@ -90,6 +91,7 @@ static void on_qmp_event(qmp_client *c, const char *event, struct json_object *d
     struct json_object *dev;
 
     track_run_state(v, event, data);
+    vm_migration_on_event(v, event, data);
     if (!vm_qmpseq_on_event(v, event, data) && !strcmp(event, "DEVICE_DELETED") &&
         json_object_object_get_ex(data, "device", &dev) && json_object_get_string(dev))
         vm_hotplug_late_delete(v, json_object_get_string(dev));
@@ -144,6 +146,8 @@ void vm_write_runtime(vm *v)
         json_object_object_add(o, "hostdevs", vm_hostdevs_to_json(&v->held_devs));
     if (v->vnc_port)
         json_object_object_add(o, "vnc-port", json_object_new_int((int)v->vnc_port));
+    if (v->migration_mark)
+        json_object_object_add(o, "migration", json_object_new_string(v->migration_mark));
     text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
     if (statefile_writer_put(v->runtime_file, text, len, NULL, NULL) < 0)
         log_err("vm %s: cannot record its runtime state", v->def.name);
@@ -200,6 +204,8 @@ static void settle_after_exit(vm *v, struct json_object *info, bool quick_exit)
 {
     vm_job_kind job = v->job;
 
+    if (vm_migration_on_exit(v, info))
+        return;
     if (job == VM_JOB_START) {
         vm_set_state(v, VM_STOPPED, "start-failed", info);
         const char *tail = "";
@@ -366,7 +372,10 @@ static void on_qmp_ready(qmp_client *c, int status, void *opaque)
         return;
     }
     v->qmp_ready = true;
-    if (v->job == VM_JOB_START && v->job_force) {
+    if (v->job == VM_JOB_MIGRATE_IN) {
+        vm_vnc_on_qmp_ready(v);
+        vm_migrate_in_qmp_ready(v);
+    } else if (v->job == VM_JOB_START && v->job_force) {
         vm_vnc_on_qmp_ready(v);
         vm_set_state(v, VM_PAUSED, v->reason, NULL);
         vm_job_finish_ok(v, NULL);
@@ -393,6 +402,11 @@ static void on_status_read(qmp_client *c, const qmp_reply *r, void *opaque)
     bool is_running = json_object_object_get_ex(r->ret, "running", &running) &&
                       json_object_get_boolean(running);
     vm_state now = is_running ? VM_RUNNING : VM_PAUSED;
+    if (v->adopting && (v->incoming || v->migration_mark)) {
+        v->adopting = false;
+        vm_migration_adopted(v, is_running);
+        return;
+    }
     /* After adoption the state is announced once, corrected from QEMU. */
     if (v->adopting || v->state != now)
         vm_set_state(v, now, "agent-restart", NULL);
@@ -439,6 +453,7 @@ typedef struct spawn_work {
     net_sysfs sysfs;
     vm_hostdevs_held held;
     unsigned vnc_port;
+    bool incoming;
     const cg_host *cgroups;
     char **argv;
     int qmp_fd;
@@ -471,7 +486,8 @@ static void run_spawn(uv_work_t *req)
                          .serial_socket = v->serial_path, .console_log = v->console_log,
                          .pidfile = v->pidfile, .disks = w->files->chains, .ndisks = w->files->ndisks,
                          .nics = w->nics->child, .nnics = w->def.nnics,
-                         .vnc_listen = v->agent->cfg.vnc_listen, .vnc_port = w->vnc_port };
+                         .vnc_listen = v->agent->cfg.vnc_listen, .vnc_port = w->vnc_port,
+                         .incoming = w->incoming };
 
     if ((w->status = vm_disks_open(&w->def, w->files, w->err, sizeof(w->err))) < 0 ||
         (w->status = vm_nics_open(&w->def, w->create_bridges, PROC_PASSED_FD + 1, w->nics, w->err,
@@ -575,6 +591,7 @@ static spawn_work *spawn_work_new(vm *v, char *err, size_t errlen)
     w->v = v;
     w->qmp_fd = -1;
     w->create_bridges = v->agent->cfg.create_bridges;
+    w->incoming = v->incoming;
     vm_hostdevs_sysfs(v->agent, &w->sysfs);
     w->cgroups = v->agent->cgroups;
     agent_qemu_host(v->agent, &w->host);
@@ -594,7 +611,7 @@ static spawn_work *spawn_work_new(vm *v, char *err, size_t errlen)
 
 /* Everything that can fail fast is checked here, on the loop; opening the
  * disks and the spawn itself are queued. */
-static int launch(vm *v, char *err, size_t errlen)
+int vm_launch(vm *v, char *err, size_t errlen)
 {
     spawn_work *w;
     int r;
@@ -648,7 +665,7 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
     v->guest_shutdown = false;
     if (strcmp(reason, "on-crash") != 0)
         v->crash_restarts = 0;
-    if (launch(v, err, sizeof(err)) < 0) {
+    if (vm_launch(v, err, sizeof(err)) < 0) {
         v->job = VM_JOB_NONE;
         vm_refuse(res, "GenericError", "%s", err);
         return -1;
@@ -662,7 +679,7 @@ static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret
                         vm_hostdevs_held *ret_held, unsigned *ret_vnc_port)
 {
     char *text;
-    struct json_object *o, *pid, *ticks, *uuid, *started, *held, *vnc;
+    struct json_object *o, *pid, *ticks, *uuid, *started, *held, *vnc, *mark;
     int r = statefile_read(v->runtime_path, RUNTIME_MAX, &text, NULL);
 
     if (r < 0)
@@ -683,6 +700,8 @@ static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret
         if (json_object_object_get_ex(o, "vnc-port", &vnc) && json_object_get_int(vnc) >= QEMU_VNC_PORT_BASE &&
             json_object_get_int(vnc) <= 65535)
             *ret_vnc_port = (unsigned)json_object_get_int(vnc);
+        if (json_object_object_get_ex(o, "migration", &mark))
+            v->migration_mark = !strcmp(json_object_get_string(mark), "migrated") ? "migrated" : "outgoing";
         if (json_object_object_get_ex(o, "hostdevs", &held) && vm_hostdevs_from_json(held, ret_held) < 0)
             log_err("vm %s: its runtime record's hostdevs are unreadable; check the host's vfio-pci "
                     "devices by hand", v->def.name);
@@ -709,6 +728,10 @@ int vm_adopt(vm *v)
     unsigned vnc_port = 0;
     int r = read_runtime(v, &pid, &ticks, &started, &held, &vnc_port);
 
+    if (r == -ENOENT && v->incoming) {
+        vm_migration_drop(v, "failed");   /* its QEMU never ran: not ours */
+        return 0;
+    }
     if (r == -ENOENT)
         return 0;
     if (r < 0 || !process_is_ours(v, pid, ticks)) {
@@ -717,7 +740,10 @@ int vm_adopt(vm *v)
         vm_hostdevs_release(v, &held);
         vm_cgroup_release(v);
         statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
-        if (r == 0)
+        v->migration_mark = NULL;
+        if (v->incoming)
+            vm_migration_drop(v, "failed");   /* never ours: it goes */
+        else if (r == 0)
             vm_set_state(v, VM_STOPPED, "exited", NULL);
         return 0;
     }

@@ -588,11 +588,36 @@ static void an_inherited_qmp_socket_is_named_by_its_fd(void **state)
     vmdef_free(&d);
 }
 
+/* The address comes later, with migrate-incoming: none on the command line. */
+static void an_incoming_migration_waits_with_incoming_defer(void **state)
+{
+    qemu_paths p = default_paths;
+    char **argv = NULL;
+    char *joined;
+    vm_def d;
+
+    parse_def(DEF(""), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &p, &argv, NULL, 0), 0);
+    joined = join(argv);
+    assert_null(strstr(joined, "-incoming"));
+    free(joined);
+    qemu_argv_free(argv);
+    p.incoming = true;
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &p, &argv, NULL, 0), 0);
+    joined = join(argv);
+    assert_non_null(strstr(joined, "\n-incoming\ndefer\n"));
+    assert_non_null(strstr(joined, "\n-S\n"));
+    free(joined);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_definition_gives_its_golden_command_line),
         cmocka_unit_test(an_inherited_qmp_socket_is_named_by_its_fd),
+        cmocka_unit_test(an_incoming_migration_waits_with_incoming_defer),
         cmocka_unit_test(disks_get_a_blockdev_per_chain_node_and_a_device_each),
         cmocka_unit_test(disks_without_chains_or_ports_are_refused),
         cmocka_unit_test(nics_get_a_tap_netdev_over_passed_fds_and_a_device_with_their_mac),
