@@ -28,6 +28,10 @@
 #include "vm_internal.h"
 #include "vm_qmpseq.h"
 
+/* How long vm-migrate-finish waits for the last of a stream the source has
+ * sent whole: QEMU loads it in milliseconds. */
+#define FINISH_WAIT_MS 30000
+
 static void setup_failed(vm *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Before QEMU listens: the job fails and the VM goes with its QEMU (or at
@@ -253,6 +257,8 @@ int vm_migrate_incoming(agent *a, vm_def *def, const vm_migrate_opts *o, vm_done
 
 /* ---- the stream, and the end --------------------------------------------------- */
 
+static void resume_incoming(vm *v);
+
 void migrate_in_event(vm *v, const char *status)
 {
     vm_migration *m = v->migration;
@@ -264,6 +270,11 @@ void migrate_in_event(vm *v, const char *status)
     } else if (!strcmp(status, "completed") && !m->completed) {
         m->completed = true;
         migration_emit(v, "destination", "completed", NULL);
+        if (m->finish_waiting) {
+            m->finish_waiting = false;
+            uv_timer_stop(v->migration_timer);
+            resume_incoming(v);
+        }
     } else if (!strcmp(status, "failed")) {
         migration_emit(v, "destination", "failed", "the stream broke off; QEMU ends");
     }
@@ -306,6 +317,26 @@ static void on_resumed(qmp_client *c, const qmp_reply *r, void *opaque)
     now_ours(v, "migration");
 }
 
+static void resume_incoming(vm *v)
+{
+    if (vm_qmp(v, "cont", NULL, on_resumed, v) < 0)
+        vm_job_finish_error(v, "GenericError", "%s: QMP is not connected", v->def.name);
+}
+
+static void on_finish_wait_timeout(uv_timer_t *t)
+{
+    vm *v = t->data;
+
+    if (v->job != VM_JOB_MIGRATE_IN || !v->migration || !v->migration->finish_waiting)
+        return;
+    v->migration->finish_waiting = false;
+    vm_job_finish_error(v, "Timeout", "%s: the migration stream did not complete within %d s", v->def.name,
+                        FINISH_WAIT_MS / 1000);
+}
+
+/* The source's reply comes when it has sent everything; this side may still
+ * be loading the last of it (QEMU says active), so finish waits for the
+ * stream's end rather than refusing a caller that did everything right. */
 static void on_finish_status(qmp_client *c, const qmp_reply *r, void *opaque)
 {
     vm *v = opaque;
@@ -313,13 +344,15 @@ static void on_finish_status(qmp_client *c, const qmp_reply *r, void *opaque)
 
     if (v->job != VM_JOB_MIGRATE_IN || !v->incoming)
         return;
-    if (!status || strcmp(status, "completed")) {
+    if (status && !strcmp(status, "completed")) {
+        resume_incoming(v);
+    } else if (status && (!strcmp(status, "active") || !strcmp(status, "device")) && v->migration) {
+        v->migration->finish_waiting = true;
+        migration_timer_start(v, FINISH_WAIT_MS, 0, on_finish_wait_timeout);
+    } else {
         vm_job_finish_error(v, "InvalidState", "%s: the migration stream has not completed (QEMU says %s)",
                             v->def.name, status ? status : r->err_desc);
-        return;
     }
-    if (vm_qmp(v, "cont", NULL, on_resumed, v) < 0)
-        vm_job_finish_error(v, "GenericError", "%s: QMP is not connected", v->def.name);
 }
 
 int vm_migrate_finish(vm *v, vm_done_cb cb, void *opaque, vm_result *res)

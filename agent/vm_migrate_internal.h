@@ -24,6 +24,7 @@ struct vm_migration {
     unsigned port;              /* destination: the port tried or listened on */
     bool active;                /* destination: the stream is coming in */
     bool completed;             /* destination: the whole stream is here */
+    bool finish_waiting;        /* destination: vm-migrate-finish waits for the stream's end */
 };
 
 /* A vm-migrate-cancel waiting for migrate_cancel's reply. */

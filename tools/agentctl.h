@@ -42,6 +42,7 @@ typedef struct ctl_request {
     const char *vm;               /* the name from argv (a VM, pool, master), for messages */
     const char *job_vm;           /* a long job's VM, whose progress is shown; or NULL */
     int wait_s;                   /* how long this verb waits for its reply, or CTL_WAIT_FOREVER */
+    const char *peer;             /* migrate's DEST: the other agent's socket */
     bool paused;                  /* start --paused */
     int64_t after;                /* events --after; -1 when not given */
 } ctl_request;
@@ -64,10 +65,12 @@ const ctl_verb *ctl_verb_find(const char *name);
 /* The verbs in the order help lists them; NULL past the last. */
 const ctl_verb *ctl_verb_at(size_t i);
 
-/* The verb tables of agentctl_storage.c and agentctl_master.c. */
+/* The verb tables of agentctl_live.c, agentctl_migrate.c, agentctl_storage.c
+ * and agentctl_master.c. */
 const ctl_verb *ctl_storage_verbs(size_t *ret_n);
 const ctl_verb *ctl_master_verbs(size_t *ret_n);
 const ctl_verb *ctl_live_verbs(size_t *ret_n);
+const ctl_verb *ctl_migrate_verbs(size_t *ret_n);
 
 /* Parsers and a printer that verbs in several files share (agentctl_verbs.c). */
 int ctl_parse_nothing(int argc, char **argv, ctl_request *req);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -25,15 +24,13 @@
 
 #define BAR_CELLS 30
 #define BAR_LINE_MAX 512
-/* When the terminal does not say how wide it is. */
-#define TERMINAL_COLUMNS 80
 
 typedef struct job_watch {
     const char *vm;
-    FILE *messages;     /* stdout, or stderr under --json */
-    bool bar;           /* stderr is a terminal */
-    size_t drawn;       /* bytes of the bar now on the terminal; 0 for none */
-    bool cancelling;    /* job-cancel was sent */
+    FILE *messages;       /* stdout, or stderr under --json */
+    bool bar;             /* stderr is a terminal */
+    ctl_status_line line; /* the bar, on stderr */
+    bool cancelling;      /* job-cancel was sent */
 } job_watch;
 
 int ctl_job_signal_fd(void)
@@ -49,8 +46,7 @@ int ctl_job_signal_fd(void)
     return fd < 0 ? -errno : fd;
 }
 
-/* Reads the pending Ctrl-C, so that the next wait waits for another one. */
-static void drain_signals(int fd)
+void ctl_job_drain_signals(int fd)
 {
     struct signalfd_siginfo si;
 
@@ -58,104 +54,37 @@ static void drain_signals(int fd)
         ;
 }
 
-static size_t terminal_columns(void)
-{
-    struct winsize ws;
-
-    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
-        return ws.ws_col;
-    return TERMINAL_COLUMNS;
-}
-
-/* Wipes the bar, leaving the cursor at the start of its line. */
-static void bar_clear(job_watch *w)
-{
-    if (w->drawn == 0)
-        return;
-    fprintf(stderr, "\r%*s\r", (int)w->drawn, "");
-    fflush(stderr);
-    w->drawn = 0;
-}
-
-/* Leaves the bar as it was last drawn and moves below it. */
-static void bar_finish(job_watch *w)
-{
-    if (w->drawn == 0)
-        return;
-    fputc('\n', stderr);
-    fflush(stderr);
-    w->drawn = 0;
-}
-
-static int64_t data_count(struct json_object *data, const char *key)
-{
-    struct json_object *v;
-
-    if (!json_object_object_get_ex(data, key, &v) || !json_object_is_type(v, json_type_int))
-        return -1;
-    return json_object_get_int64(v);
-}
-
-static int percent(int64_t done, int64_t total)
-{
-    if (done < 0 || total <= 0)
-        return 0;
-    return done >= total ? 100 : (int)((double)done * 100.0 / (double)total);
-}
-
-/* Cuts line to the terminal's width less one column, so that it never wraps
- * (a wrapped line cannot be redrawn with \r), at a UTF-8 character boundary. */
-static size_t fit_terminal(char *line, size_t n)
-{
-    size_t max = terminal_columns() - 1;
-
-    if (n <= max)
-        return n;
-    n = max;
-    while (n > 0 && ((unsigned char)line[n] & 0xc0) == 0x80)
-        n--;
-    line[n] = '\0';
-    return n;
-}
-
 /* "[#########.....................]  30%  1.2G/4.0G  vm1.sda.qcow2" */
-static size_t bar_text(struct json_object *data, char *line, size_t size)
+static void bar_text(struct json_object *data, char *line, size_t size)
 {
     static const char hashes[] = "##############################";
     static const char dots[] = "..............................";
-    int64_t done = data_count(data, "done"), total = data_count(data, "total");
+    int64_t done = ctl_member_count(data, "done"), total = ctl_member_count(data, "total");
     const char *disk = ctl_member_text(data, "disk"), *slash;
     char done_text[CTL_SIZE_TEXT_MAX], total_text[CTL_SIZE_TEXT_MAX], *safe;
-    int pct = percent(done, total), cells = pct * BAR_CELLS / 100, n;
+    int pct = ctl_percent(done, total), cells = pct * BAR_CELLS / 100;
 
     _Static_assert(sizeof(hashes) == BAR_CELLS + 1 && sizeof(dots) == BAR_CELLS + 1, "bar cells");
     slash = disk ? strrchr(disk, '/') : NULL;   /* the file's name is enough to tell disks apart */
     safe = ctl_safe_text(slash ? slash + 1 : disk ? disk : "");
     ctl_size_text(done < 0 ? 0 : (uint64_t)done, done_text);
     ctl_size_text(total < 0 ? 0 : (uint64_t)total, total_text);
-    n = snprintf(line, size, "[%.*s%.*s] %3d%%  %s/%s  %s", cells, hashes, BAR_CELLS - cells, dots,
-                 pct, done_text, total_text, safe ? safe : "");
+    snprintf(line, size, "[%.*s%.*s] %3d%%  %s/%s  %s", cells, hashes, BAR_CELLS - cells, dots, pct,
+             done_text, total_text, safe ? safe : "");
     free(safe);
-    if (n < 0)
-        n = 0;
-    return fit_terminal(line, (size_t)n < size ? (size_t)n : size - 1);
 }
 
 static void bar_draw(job_watch *w, struct json_object *data)
 {
     char line[BAR_LINE_MAX];
-    size_t n = bar_text(data, line, sizeof(line));
 
-    fprintf(stderr, "\r%s", line);
-    if (w->drawn > n)   /* wipe the end of a longer bar, then put the cursor back */
-        fprintf(stderr, "%*s\r%s", (int)(w->drawn - n), "", line);
-    fflush(stderr);
-    w->drawn = n;
+    bar_text(data, line, sizeof(line));
+    ctl_status_draw(&w->line, line);
 }
 
 static void print_message(job_watch *w, const char *message)
 {
-    bar_clear(w);
+    ctl_status_clear(&w->line);
     ctl_put_safe(w->messages, message, 0);
     fputc('\n', w->messages);
     fflush(w->messages);
@@ -171,7 +100,7 @@ static void on_job_event(struct json_object *event, const char *line, void *opaq
     if (!name || !vm || strcmp(vm, w->vm) != 0)
         return;
     if (strcmp(name, "JOB_FINISHED") == 0) {
-        bar_finish(w);
+        ctl_status_finish(&w->line);
         return;
     }
     if (strcmp(name, "JOB_PROGRESS") != 0)
@@ -192,8 +121,8 @@ static int send_cancel(ctl_conn *c, job_watch *w, int64_t deadline)
     int64_t id;
     int r;
 
-    drain_signals(c->stop_fd);
-    bar_clear(w);
+    ctl_job_drain_signals(c->stop_fd);
+    ctl_status_clear(&w->line);
     fputs("agentctl: cancelling the job on ", stderr);
     ctl_put_safe(stderr, w->vm, 0);
     fputs(" and waiting for the agent to remove its files; Ctrl-C again to leave at once\n",
@@ -208,7 +137,7 @@ int ctl_job_call(ctl_conn *c, const ctl_request *req, bool json, int64_t deadlin
                  struct json_object **ret_value)
 {
     job_watch w = { .vm = req->job_vm, .messages = json ? stderr : stdout,
-                    .bar = isatty(STDERR_FILENO) == 1 };
+                    .bar = isatty(STDERR_FILENO) == 1, .line = { .f = stderr } };
     int64_t id;
     int r = ctl_send_request(c, req->command, req->args, deadline, &id);
 
@@ -218,6 +147,6 @@ int ctl_job_call(ctl_conn *c, const ctl_request *req, bool json, int64_t deadlin
             break;
         r = send_cancel(c, &w, deadline);
     }
-    bar_finish(&w);
+    ctl_status_finish(&w.line);
     return r;
 }

@@ -19,6 +19,9 @@ struct json_object;
  * stop_fd; -errno on failure. Blocking it first means a Ctrl-C at any point
  * is seen by the next wait instead of killing agentctl mid-request. */
 int ctl_job_signal_fd(void);
+/* Reads the pending Ctrl-C from that signalfd, so that the next wait waits
+ * for another one. */
+void ctl_job_drain_signals(int fd);
 
 /* Sends req (whose job runs on req->job_vm) and waits for its reply as
  * ctl_call() does. With json, the messages go to stderr, leaving stdout to

@@ -11,12 +11,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define COLUMN_GAP 2
+/* When the terminal does not say how wide it is. */
+#define TERMINAL_COLUMNS 80
 
 struct ctl_table {
     size_t ncols, nrows, cap;   /* cap counts rows */
@@ -120,6 +124,75 @@ void ctl_member_size_text(struct json_object *obj, const char *key, char text[CT
         ctl_size_text((uint64_t)json_object_get_int64(v), text);
     else
         snprintf(text, CTL_SIZE_TEXT_MAX, "-");
+}
+
+int64_t ctl_member_count(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
+        return -1;
+    return json_object_get_int64(v);
+}
+
+int ctl_percent(int64_t done, int64_t total)
+{
+    if (done < 0 || total <= 0)
+        return 0;
+    return done >= total ? 100 : (int)((double)done * 100.0 / (double)total);
+}
+
+static size_t terminal_columns(FILE *f)
+{
+    struct winsize ws;
+
+    if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
+        return ws.ws_col;
+    return TERMINAL_COLUMNS;
+}
+
+/* Cuts text to the terminal's width less one column, at a UTF-8 character
+ * boundary; returns its length. */
+static size_t fit_terminal(FILE *f, char *text)
+{
+    size_t max = terminal_columns(f) - 1, n = strlen(text);
+
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
+        n--;
+    text[n] = '\0';
+    return n;
+}
+
+void ctl_status_draw(ctl_status_line *s, char *text)
+{
+    size_t n = fit_terminal(s->f, text);
+
+    fprintf(s->f, "\r%s", text);
+    if (s->drawn > n)   /* wipe the end of a longer line, then put the cursor back */
+        fprintf(s->f, "%*s\r%s", (int)(s->drawn - n), "", text);
+    fflush(s->f);
+    s->drawn = n;
+}
+
+void ctl_status_clear(ctl_status_line *s)
+{
+    if (s->drawn == 0)
+        return;
+    fprintf(s->f, "\r%*s\r", (int)s->drawn, "");
+    fflush(s->f);
+    s->drawn = 0;
+}
+
+void ctl_status_finish(ctl_status_line *s)
+{
+    if (s->drawn == 0)
+        return;
+    fputc('\n', s->f);
+    fflush(s->f);
+    s->drawn = 0;
 }
 
 /* Characters a terminal shows for s: UTF-8 continuation bytes take no column. */

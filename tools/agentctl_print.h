@@ -59,5 +59,24 @@ void ctl_print_name_line(const char *name, const char *what);
 void ctl_size_text(uint64_t bytes, char text[CTL_SIZE_TEXT_MAX]);
 /* A member that is a byte count, as above; "-" when it is missing or not a count. */
 void ctl_member_size_text(struct json_object *obj, const char *key, char text[CTL_SIZE_TEXT_MAX]);
+/* A member that is an integer; -1 when it is missing or not one. */
+int64_t ctl_member_count(struct json_object *obj, const char *key);
+/* done of total in whole percent, 0 to 100; 0 when either is unknown (< 0) or total is 0. */
+int ctl_percent(int64_t done, int64_t total);
+
+/* A line that is redrawn in place on a terminal (a job's progress bar, a
+ * migration's progress). It is cut to the terminal's width, because a line
+ * that wrapped could not be redrawn with '\r'. */
+typedef struct ctl_status_line {
+    FILE *f;
+    size_t drawn;   /* bytes of the line now on the terminal; 0 for none */
+} ctl_status_line;
+
+/* Replaces the line with text, which is cut (in place) to fit. */
+void ctl_status_draw(ctl_status_line *s, char *text);
+/* Wipes the line, leaving the cursor at the start of it, so a message can go there. */
+void ctl_status_clear(ctl_status_line *s);
+/* Leaves the line as it was last drawn and moves below it. */
+void ctl_status_finish(ctl_status_line *s);
 
 #endif

@@ -1292,6 +1292,11 @@ static const char *const usage_errors[][8] = {
     { "--nope", "list" },
     { "undefine" },
     { "undefine", "vm1", "--purge", "--keep-disks" },
+    { "migrate", "vm1" },
+    { "migrate", "vm1", "/run/b.sock", "--bogus" },
+    { "migrate-confirm", "vm1" },
+    { "migrate-confirm", "vm1", "--completed", "--failed" },
+    { "migrate-cancel" },
     { "undefine", "vm1", "--bogus" },
     { "pools", "extra" },
     { "pool-define", "secondary" },
@@ -1387,7 +1392,8 @@ static void test_help_prints_to_stdout_and_exits_0(void **state)
     run_result word = RUN(h, "help", "events");
 
     assert_exit(&all, 0);
-    assert_non_null(strstr(all.out, "  qmp           NAME COMMAND [JSON-ARGS]\n"));
+    assert_non_null(strstr(all.out, "  qmp             NAME COMMAND [JSON-ARGS]\n"));
+    assert_non_null(strstr(all.out, "  migrate-confirm NAME --completed|--failed\n"));
     assert_exit(&verb, 0);
     assert_non_null(strstr(verb.out, "usage: agentctl [OPTIONS] shutdown NAME [--timeout SECONDS] [--force]"));
     assert_exit(&word, 0);
@@ -1833,13 +1839,13 @@ static void test_help_lists_the_storage_and_master_verbs(void **state)
 
     assert_exit(&all, 0);
     assert_non_null(strstr(all.out, "  pools\n"));
-    assert_non_null(strstr(all.out, "  pool-define   NAME LOCATION [--no-autostart]\n"));
-    assert_non_null(strstr(all.out, "  volumes       POOL\n"));
-    assert_non_null(strstr(all.out, "  vol-delete    POOL NAME or --path PATH\n"));
-    assert_non_null(strstr(all.out, "  clone         MASTER NAME [--detached] [--pool POOL]\n"));
-    assert_non_null(strstr(all.out, "  master-create VM MASTER [--detached]"));
-    assert_non_null(strstr(all.out, "  undefine      NAME [--purge|--keep-disks] [--force]\n"));
-    assert_non_null(strstr(all.out, "  cancel        NAME\n"));
+    assert_non_null(strstr(all.out, "  pool-define     NAME LOCATION [--no-autostart]\n"));
+    assert_non_null(strstr(all.out, "  volumes         POOL\n"));
+    assert_non_null(strstr(all.out, "  vol-delete      POOL NAME or --path PATH\n"));
+    assert_non_null(strstr(all.out, "  clone           MASTER NAME [--detached] [--pool POOL]\n"));
+    assert_non_null(strstr(all.out, "  master-create   VM MASTER [--detached]"));
+    assert_non_null(strstr(all.out, "  undefine        NAME [--purge|--keep-disks] [--force]\n"));
+    assert_non_null(strstr(all.out, "  cancel          NAME\n"));
     for (const char *line = all.out; *line; line = strchr(line, '\n') + 1)
         if ((size_t)(strchr(line, '\n') - line) >= 80)
             fail_msg("a help line is wider than 79 columns: %.*s", (int)(strchr(line, '\n') - line), line);
