@@ -255,14 +255,18 @@ static int send_migrate(migration_run *m, struct json_object *args, struct json_
 
 static void print_unknown(migration_run *m, const char *what)
 {
+    const char *src = m->o->socket, *dst = m->dest, *vm = m->vm;
+
     fprintf(stderr,
             "agentctl: %s; agentctl cannot tell which host holds the guest and touched neither.\n"
             "  Ask both: agentctl -s %s info %s; agentctl -s %s info %s\n"
+            "  Source 'running': the guest runs there; agentctl -s %s destroy %s\n"
+            "  Source 'migrated', destination 'incoming': agentctl -s %s migrate-finish %s,\n"
+            "    then agentctl -s %s migrate-confirm %s --completed; if the finish is refused:\n"
+            "    agentctl -s %s destroy %s, then agentctl -s %s migrate-confirm %s --failed\n"
             "  Destination 'running': agentctl -s %s migrate-confirm %s --completed\n"
-            "  Source 'migrated' and destination 'incoming': agentctl -s %s destroy %s, then\n"
-            "  agentctl -s %s migrate-confirm %s --failed\n",
-            what, m->o->socket, m->vm, m->dest, m->vm, m->o->socket, m->vm, m->dest, m->vm,
-            m->o->socket, m->vm);
+            "  Source 'migrating': wait and ask again\n",
+            what, src, vm, dst, vm, dst, vm, dst, vm, src, vm, dst, vm, src, vm, src, vm);
 }
 
 static void print_result(migration_run *m, struct json_object *result, const char *uri)
