@@ -344,7 +344,9 @@ static void on_finish_status(qmp_client *c, const qmp_reply *r, void *opaque)
 
     if (v->job != VM_JOB_MIGRATE_IN || !v->incoming)
         return;
-    if (status && !strcmp(status, "completed")) {
+    /* QEMU 7.2 still answers active for a moment after its MIGRATION
+     * completed event: the event, when it came first, is as good. */
+    if ((status && !strcmp(status, "completed")) || (v->migration && v->migration->completed)) {
         resume_incoming(v);
     } else if (status && (!strcmp(status, "active") || !strcmp(status, "device")) && v->migration) {
         v->migration->finish_waiting = true;
