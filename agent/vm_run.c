@@ -719,6 +719,16 @@ static bool process_is_ours(vm *v, pid_t pid, uint64_t ticks)
            proc_cmdline_has_pair(pid, "-uuid", v->def.uuid);
 }
 
+/* What an adopted QEMU is taken to be until QMP answers. */
+static vm_state adopted_state(const vm *v)
+{
+    if (v->incoming)
+        return VM_INCOMING;
+    if (v->migration_mark)
+        return !strcmp(v->migration_mark, "migrated") ? VM_MIGRATED : VM_MIGRATING;
+    return VM_RUNNING;
+}
+
 int vm_adopt(vm *v)
 {
     pid_t pid;
@@ -759,8 +769,10 @@ int vm_adopt(vm *v)
     }
     log_info("vm %s: adopting QEMU pid %d", v->def.name, pid);
     vm_cgroup_adopt(v, pid);
-    /* Running until QEMU says otherwise; QMP failing makes it unresponsive, never killed. */
-    v->state = VM_RUNNING;
+    /* Running until QEMU says otherwise; QMP failing makes it unresponsive,
+     * never killed. A migration's side is told from its marks at once: a
+     * caller settling a migration after the restart must not see running. */
+    v->state = adopted_state(v);
     v->reason = "agent-restart";
     v->adopting = true;
     vm_connect_qmp(v, v->agent->cfg.qmp_timeout_ms);
