@@ -202,13 +202,31 @@ static void on_passthrough(qmp_client *c, const qmp_reply *r, void *opaque)
     free(p);
 }
 
+/* During a migration only the agent may resume the guest or start a stream:
+ * a cont on a migrated source or an incoming destination would run the
+ * guest on both hosts. */
+static bool passthrough_allowed(vm *v, const char *command, vm_result *res)
+{
+    static const char *const moving[] = { "cont", "migrate", "migrate-incoming" };
+
+    if (v->state != VM_INCOMING && v->state != VM_MIGRATING && v->state != VM_MIGRATED)
+        return true;
+    for (size_t i = 0; i < sizeof(moving) / sizeof(moving[0]); i++)
+        if (!strcmp(command, moving[i])) {
+            vm_refuse(res, "InvalidState", "%s is %s: %s is the agent's during a migration (use vm-migrate-*)",
+                      v->def.name, vm_state_name(v), command);
+            return false;
+        }
+    return true;
+}
+
 int vm_qmp_passthrough(vm *v, const char *command, struct json_object *args,
                        vm_done_cb cb, void *opaque, vm_result *res)
 {
     passthrough *p;
     int r;
 
-    if (!require_process(v, res))
+    if (!require_process(v, res) || !passthrough_allowed(v, command, res))
         return -1;
     if (!(p = malloc(sizeof(*p)))) {
         vm_refuse(res, "GenericError", "out of memory");

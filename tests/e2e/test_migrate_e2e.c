@@ -354,6 +354,9 @@ static t *resolve(t *src, t *dst)
 
     snprintf(state, sizeof(state), "%s", query(src, VM).state);
     if (!strcmp(state, "migrated")) {
+        /* Only the agent resumes a guest whose stream completed. */
+        call_fails(src, "vm-qmp", "{\"name\": \"" VM "\", \"command\": \"cont\"}", "InvalidState", NULL);
+        call_fails(dst, "vm-qmp", "{\"name\": \"" VM "\", \"command\": \"cont\"}", "InvalidState", NULL);
         hand_over(src, dst);
         return dst;
     }
