@@ -394,18 +394,15 @@ static int run_migrate(const ctl_options *o, const ctl_request *req)
 {
     migration_run m = { .o = o, .vm = req->vm, .dest = req->peer, .bar = isatty(STDERR_FILENO) == 1,
                         .line = { .f = stderr } };
-    struct json_object *args = json_object_get(req->args);
     int code;
 
     ctl_conn_init(&m.src);
     ctl_conn_init(&m.dst);
     if ((m.stop_fd = ctl_job_signal_fd()) < 0) {
         fprintf(stderr, "agentctl: signalfd: %s\n", strerror(-m.stop_fd));
-        json_object_put(args);
         return CTL_EXIT_CONNECT;
     }
-    code = migrate_steps(&m, args);
-    json_object_put(args);
+    code = migrate_steps(&m, req->args);   /* it adds the uri */
     ctl_conn_close(&m.src);
     ctl_conn_close(&m.dst);
     close(m.stop_fd);

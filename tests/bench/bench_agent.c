@@ -37,6 +37,7 @@
 #include <json-c/json.h>
 
 #include "tests/support/agent_harness.h"
+#include "bench_util.h"
 
 #define ONE_TIMEOUT_MS 60000      /* one start, one stop, one define */
 #define BURST_TIMEOUT_MS 300000   /* every VM of a burst */
@@ -526,54 +527,6 @@ static batch_times agent_batch(bench *B, const char *execute, int n, int timeout
 
 /* ---- the bare side: the agent's argv with its paths moved ----------------- */
 
-static char **read_cmdline(pid_t pid)
-{
-    char path[64], *buf = malloc(65536), **argv;
-    int fd, argc = 0;
-    ssize_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    if (!buf || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        fail("reading %s: %s", path, strerror(errno));
-    n = read(fd, buf, 65535);
-    close(fd);
-    if (n <= 0 || n == 65535)
-        fail("reading %s: empty or too long", path);
-    buf[n] = '\0';
-    for (ssize_t i = 0; i < n; i++)
-        argc += buf[i] == '\0';
-    if (!(argv = calloc((size_t)argc + 1, sizeof(*argv))))
-        fail("out of memory");
-    for (int i = 0, off = 0; i < argc; off += (int)strlen(buf + off) + 1, i++)
-        if (!(argv[i] = strdup(buf + off)))
-            fail("out of memory");
-    free(buf);
-    return argv;
-}
-
-/* s with every occurrence of from replaced by to. */
-static char *replace_all(const char *s, const char *from, const char *to)
-{
-    size_t fl = strlen(from), tl = strlen(to), n = 0;
-    char *out, *o;
-
-    for (const char *p = s; (p = strstr(p, from)); p += fl)
-        n++;
-    if (!(out = malloc(strlen(s) + n * (tl > fl ? tl - fl : 0) + 1)))
-        fail("out of memory");
-    for (o = out; *s;) {
-        if (strncmp(s, from, fl) == 0) {
-            memcpy(o, to, tl);
-            o += tl;
-            s += fl;
-        } else {
-            *o++ = *s++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 static void free_argv(char **argv)
 {
     for (char **p = argv; p && *p; p++)
@@ -593,7 +546,8 @@ static void bare_prepare(bench *B, bare_qemu *b, int k)
     b->pidfd = b->fd = -1;
     snprintf(b->dir, sizeof(b->dir), "%s/bare/%d", agent.dir, k);
     snprintf(b->log, sizeof(b->log), "%s/qemu.log", b->dir);
-    qmp = replace_all(B->agent_qmp, agent.dir, b->dir);
+    if (!(qmp = bench_replace_all(B->agent_qmp, agent.dir, b->dir)))
+        fail("out of memory");
     if (strlen(qmp) >= sizeof(b->qmp_path))
         fail("bare QMP socket path too long: %s", qmp);
     strcpy(b->qmp_path, qmp);
@@ -614,7 +568,8 @@ static void bare_prepare(bench *B, bare_qemu *b, int k)
             if (asprintf(&b->argv[i], "socket,id=qmp,path=%s,server=on,wait=off", b->qmp_path) < 0)
                 fail("out of memory");
         } else {
-            b->argv[i] = replace_all(B->argv_template[i], agent.dir, b->dir);
+            if (!(b->argv[i] = bench_replace_all(B->argv_template[i], agent.dir, b->dir)))
+                fail("out of memory");
         }
         found = found || strstr(b->argv[i], b->qmp_path);
     }
@@ -846,7 +801,8 @@ static void capture_argv(bench *B, agent_conn *c)
     if (!json_object_object_get_ex(agent_return(reply), "runtime", &rt) ||
         !json_object_object_get_ex(rt, "pid", &pid) || !json_object_object_get_ex(rt, "qmp-socket", &qmp))
         fail("query-vm b0: no runtime pid or qmp-socket");
-    B->argv_template = read_cmdline(json_object_get_int(pid));
+    if (!(B->argv_template = bench_read_cmdline(json_object_get_int(pid))))
+        fail("reading the argv of QEMU %d", json_object_get_int(pid));
     snprintf(B->agent_qmp, sizeof(B->agent_qmp), "%s", json_object_get_string(qmp));
     json_object_put(reply);
     json_object_put(call_ok(c, "vm-destroy", "{\"name\": \"b0\"}"));

@@ -210,32 +210,6 @@ static void agent_do(host *h, const char *cmd, const char *args)
     json_object_put(agent_ok(h, cmd, args));
 }
 
-/* The agent's incoming QEMU's argv, read once (at the warm-up). */
-static char **read_cmdline(pid_t pid)
-{
-    char path[64], *buf = malloc(65536), **argv;
-    int fd, argc = 0;
-    ssize_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    if (!buf || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        die("reading %s: %s", path, strerror(errno));
-    n = read(fd, buf, 65535);
-    close(fd);
-    if (n <= 0 || n == 65535)
-        die("reading %s: empty or too long", path);
-    buf[n] = '\0';
-    for (ssize_t i = 0; i < n; i++)
-        argc += buf[i] == '\0';
-    if (!(argv = calloc((size_t)argc + 1, sizeof(*argv))))
-        die("out of memory");
-    for (int i = 0, off = 0; i < argc; off += (int)strlen(buf + off) + 1, i++)
-        if (!(argv[i] = strdup(buf + off)))
-            die("out of memory");
-    free(buf);
-    return argv;
-}
-
 static void capture_dest_argv(host *dst)
 {
     char args[64];
@@ -245,7 +219,8 @@ static void capture_dest_argv(host *dst)
     r = agent_ok(dst, "query-vm", args);
     if (!json_object_object_get_ex(agent_return(r), "runtime", &rt) || !json_object_object_get_ex(rt, "pid", &pid))
         die("query-vm on the destination: no pid");
-    dest_template = read_cmdline((pid_t)json_object_get_int(pid));
+    if (!(dest_template = bench_read_cmdline((pid_t)json_object_get_int(pid))))
+        die("reading the argv of QEMU %d", json_object_get_int(pid));
     snprintf(agent_dest_dir, sizeof(agent_dest_dir), "%s", dst->p.dir);
     json_object_put(r);
 }
@@ -267,6 +242,19 @@ static double state_at(agent_conn *c, const char *state)
     if (at < 0)
         die("no VM_STATE %s event seen", state);
     return at;
+}
+
+/* The phases of one migration from its five instants: asked for the
+ * destination, destination listening, stream done, guest resumed, source
+ * gone. The guest's pause is QEMU's downtime plus the wait to resume. */
+static void set_phases(sample *s, double t0, double t1, double t2, double t3, double t4)
+{
+    s->f[F_WALL] = t4 - t0;
+    s->f[F_DEST] = t1 - t0;
+    s->f[F_MIGRATE] = t2 - t1;
+    s->f[F_RESUME] = t3 - t2;
+    s->f[F_QUIT] = t4 - t3;
+    s->f[F_PAUSE] = s->f[F_QDOWN] + (t3 - t2);
 }
 
 /* One migration from agent agent_at to the other. */
@@ -311,12 +299,7 @@ static void agent_migrate(sample *s, bool capture)
     agent_do(src, "vm-migrate-confirm", "{\"name\": \"" VM "\", \"completed\": true}");
     t4 = now_ms_f();
     free(in_args);
-    s->f[F_WALL] = t4 - t0;
-    s->f[F_DEST] = t1 - t0;
-    s->f[F_MIGRATE] = t2 - t1;
-    s->f[F_RESUME] = t3 - t2;
-    s->f[F_QUIT] = t4 - t3;
-    s->f[F_PAUSE] = s->f[F_QDOWN] + (t3 - t2);
+    set_phases(s, t0, t1, t2, t3, t4);
     s->f[F_EVPAUSE] = -1;
     /* Event instants, on the client's clock (wall offset taken at t0). */
     double off = t0 - w0;
@@ -435,38 +418,18 @@ static void wait_mig_status(bare_qemu *b, const char *status)
     }
 }
 
-/* s with every occurrence of from replaced by to. */
-static char *replace_all(const char *s, const char *from, const char *to)
-{
-    size_t fl = strlen(from), tl = strlen(to), n = 0;
-    char *out, *o;
-
-    for (const char *p = s; (p = strstr(p, from)); p += fl)
-        n++;
-    if (!(out = malloc(strlen(s) + n * (tl > fl ? tl - fl : 0) + 1)))
-        die("out of memory");
-    for (o = out; *s;) {
-        if (strncmp(s, from, fl) == 0) {
-            memcpy(o, to, tl);
-            o += tl;
-            s += fl;
-        } else {
-            *o++ = *s++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 static char *replace_chain(const char *s, const char *const *pairs)
 {
-    char *cur = strdup(s);
+    char *cur = strdup(s), *next;
 
     for (; pairs[0]; pairs += 2) {
-        char *next = replace_all(cur, pairs[0], pairs[1]);
+        if (!cur || !(next = bench_replace_all(cur, pairs[0], pairs[1])))
+            die("out of memory");
         free(cur);
         cur = next;
     }
+    if (!cur)
+        die("out of memory");
     return cur;
 }
 
@@ -659,12 +622,7 @@ static void bare_migrate(sample *s)
         json_object_put(qmp(dst, "{\"execute\": \"query-status\"}"));
     }
     s->greeting = dst->greeted_at - t0;
-    s->f[F_WALL] = t4 - t0;
-    s->f[F_DEST] = t1 - t0;
-    s->f[F_MIGRATE] = t2 - t1;
-    s->f[F_RESUME] = t3 - t2;
-    s->f[F_QUIT] = t4 - t3;
-    s->f[F_PAUSE] = s->f[F_QDOWN] + (t3 - t2);
+    set_phases(s, t0, t1, t2, t3, t4);
     s->f[F_EVPAUSE] = src->stop_ts && dst->resume_ts ? (dst->resume_ts - src->stop_ts) * 1e3 : -1;
     bare_at = !bare_at;
 }

@@ -2,6 +2,7 @@
 #include "bench_util.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -68,4 +69,61 @@ int bench_sh(const char *cmd)
     int st = system(cmd);
 
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+char **bench_read_cmdline(pid_t pid)
+{
+    char path[64], *buf = malloc(65536), **argv = NULL;
+    int fd, argc = 0;
+    ssize_t n = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    if (buf && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+        n = read(fd, buf, 65535);
+        close(fd);
+    }
+    if (n <= 0 || n == 65535) {   /* unreadable, empty or cut */
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    for (ssize_t i = 0; i < n; i++)
+        argc += buf[i] == '\0';
+    if (!(argv = calloc((size_t)argc + 1, sizeof(*argv)))) {
+        free(buf);
+        return NULL;
+    }
+    for (int i = 0, off = 0; i < argc; off += (int)strlen(buf + off) + 1, i++)
+        argv[i] = strdup(buf + off);
+    free(buf);
+    for (int i = 0; i < argc; i++)
+        if (!argv[i]) {
+            for (int j = 0; j < argc; j++)
+                free(argv[j]);
+            free(argv);
+            return NULL;
+        }
+    return argv;
+}
+
+char *bench_replace_all(const char *s, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to), n = 0;
+    char *out, *o;
+
+    for (const char *p = s; (p = strstr(p, from)); p += fl)
+        n++;
+    if (!(out = malloc(strlen(s) + n * (tl > fl ? tl - fl : 0) + 1)))
+        return NULL;
+    for (o = out; *s;) {
+        if (strncmp(s, from, fl) == 0) {
+            memcpy(o, to, tl);
+            o += tl;
+            s += fl;
+        } else {
+            *o++ = *s++;
+        }
+    }
+    *o = '\0';
+    return out;
 }

@@ -4,6 +4,7 @@
 #define AGENTD_BENCH_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 double bench_now_s(void);
 
@@ -23,5 +24,12 @@ double bench_pct(double *v, size_t n, double p);
 void bench_warm_memory(size_t mb);
 /* system(3) that says whether it exited 0. */
 int bench_sh(const char *cmd);
+
+/* A process's argv from /proc/PID/cmdline, NULL-terminated (the caller
+ * frees it); NULL when it cannot be read. */
+char **bench_read_cmdline(pid_t pid);
+/* s with every occurrence of from replaced by to (caller frees); NULL
+ * without memory. */
+char *bench_replace_all(const char *s, const char *from, const char *to);
 
 #endif

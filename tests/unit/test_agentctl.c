@@ -1384,6 +1384,26 @@ static void test_start_without_a_name_exits_2(void **state)
     result_free(&r);
 }
 
+/* The migrate verbs' own usage errors, not an unknown verb's. */
+static void test_migrate_confirm_wants_one_outcome_and_migrate_a_destination(void **state)
+{
+    harness *h = *state;
+    run_result none = RUN(h, "migrate-confirm", "vm1");
+    run_result both = RUN(h, "migrate-confirm", "vm1", "--completed", "--failed");
+    run_result nodest = RUN(h, "migrate", "vm1");
+
+    assert_exit(&none, 2);
+    assert_non_null(strstr(none.err, "migrate-confirm: give one of --completed and --failed"));
+    assert_exit(&both, 2);
+    assert_non_null(strstr(both.err, "migrate-confirm: give one of --completed and --failed"));
+    assert_exit(&nodest, 2);
+    assert_non_null(strstr(nodest.err, "agentctl: migrate: missing argument"));
+    assert_int_equal(fake_count(&h->fake, &h->fake.connections), 0);
+    result_free(&none);
+    result_free(&both);
+    result_free(&nodest);
+}
+
 static void test_help_prints_to_stdout_and_exits_0(void **state)
 {
     harness *h = *state;
@@ -1891,6 +1911,7 @@ int main(void)
         T(test_a_request_over_1_MiB_exits_2_without_connecting),
         T(test_an_unknown_verb_exits_2),
         T(test_start_without_a_name_exits_2),
+        T(test_migrate_confirm_wants_one_outcome_and_migrate_a_destination),
         T(test_help_prints_to_stdout_and_exits_0),
         T(test_a_missing_socket_exits_3_naming_it),
         T(test_the_socket_comes_from_AGENTD_SOCKET),
