@@ -42,6 +42,11 @@ void cmd_vm_migrate_cancel(request *r, struct json_object *args);
 void cmd_vm_migrate_finish(request *r, struct json_object *args);
 void cmd_vm_migrate_confirm(request *r, struct json_object *args);
 
+/* cmd_save.c */
+void cmd_vm_save(request *r, struct json_object *args);
+void cmd_vm_restore(request *r, struct json_object *args);
+void cmd_vm_save_discard(request *r, struct json_object *args);
+
 /* cmd_hotplug.c */
 void cmd_disk_attach(request *r, struct json_object *args);
 void cmd_disk_detach(request *r, struct json_object *args);

@@ -572,6 +572,12 @@ static void cmd_vm_update(request *r, struct json_object *args)
         request_error(r, "Busy", "%s: a %s job is in progress", v->def.name, vm_job_name(v->job));
         return;
     }
+    /* The saved state is of this very machine: another could not load it. */
+    if (v->state == VM_SAVED || v->state == VM_SAVING || v->state == VM_RESTORING) {
+        request_error(r, "InvalidState", "%s is %s: its definition is fixed until it is restored or its "
+                      "saved state discarded", v->def.name, vm_state_name(v));
+        return;
+    }
     if (!(merged = merged_definition(r, v, changes)))
         return;
     int pr = vmdef_from_json(merged, &next, err, sizeof(err));
@@ -692,6 +698,12 @@ static void undefine_now(undefine_ctx *u)
     vm *v = u->v;
     vm_result res;
 
+    if (v->state == VM_SAVED) {
+        request_error(u->r, "InvalidState", "%s is saved: vm-restore it, or vm-save-discard its state first",
+                      v->def.name);
+        free(u);
+        return;
+    }
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
         request_error(u->r, "InvalidState", "%s is %s: destroy it first, or use force", v->def.name,
                       vm_state_name(v));
@@ -797,6 +809,9 @@ static const command commands[] = {
     { "vm-migrate-cancel", true, cmd_vm_migrate_cancel },
     { "vm-migrate-finish", true, cmd_vm_migrate_finish },
     { "vm-migrate-confirm", true, cmd_vm_migrate_confirm },
+    { "vm-save", true, cmd_vm_save },
+    { "vm-restore", true, cmd_vm_restore },
+    { "vm-save-discard", true, cmd_vm_save_discard },
     { "job-cancel", true, cmd_job_cancel },
     { "query-pools", false, cmd_query_pools },
     { "pool-define", true, cmd_pool_define },

@@ -27,6 +27,7 @@
 #include "server.h"
 #include "statefile.h"
 #include "vm.h"
+#include "vm_save.h"
 #include "vm_vnc.h"
 #include "cgroup.h"
 
@@ -222,6 +223,7 @@ static void load_definition(agent *a, const char *file)
         return;
     }
     vm_vnc_load_password(v);
+    vm_save_load(v);
     v->incoming = access(v->incoming_path, F_OK) == 0;
     vm **pp = &a->vms;
     while (*pp)

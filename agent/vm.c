@@ -2,6 +2,7 @@
  * slot, QMP with timeouts, and what queries report. */
 #include "vm_internal.h"
 #include "console.h"
+#include "vm_save.h"
 #include "vm_vnc.h"
 
 #include <errno.h>
@@ -29,6 +30,8 @@ static const char *const state_names[] = {
     [VM_SHUTTING_DOWN] = "shutting-down", [VM_STOPPING] = "stopping",
     [VM_CRASHED] = "crashed",         [VM_INCOMING] = "incoming",
     [VM_MIGRATING] = "migrating",     [VM_MIGRATED] = "migrated",
+    [VM_SAVING] = "saving",           [VM_SAVED] = "saved",
+    [VM_RESTORING] = "restoring",
 };
 
 const char *vm_state_name(const vm *v)
@@ -65,6 +68,7 @@ static int set_paths(vm *v)
         path_join(v->def_path, a->vms_dir, n, ".json") < 0 ||
         path_join(v->incoming_path, a->vms_dir, n, ".incoming") < 0 ||
         path_join(v->vnc_password_path, a->vms_dir, n, ".vnc-password") < 0 ||
+        path_join(v->saved_path, a->vms_dir, n, ".saved") < 0 ||
         path_join(v->console_log, a->logs_dir, n, ".console.log") < 0 ||
         path_join(v->qemu_log, a->logs_dir, n, ".qemu.log") < 0 ||
         path_join(v->qmp_path, v->run_dir, "qmp.sock", "") < 0 ||
@@ -100,7 +104,8 @@ int vm_new(agent *a, vm_def *def, vm **ret)
     v->runtime_file = statefile_writer_new(a->loop, v->runtime_path, 0600);
     v->vnc_password_file = statefile_writer_new(a->loop, v->vnc_password_path, 0600);
     v->incoming_file = statefile_writer_new(a->loop, v->incoming_path, 0600);
-    if (!v->def_file || !v->runtime_file || !v->vnc_password_file || !v->incoming_file) {
+    v->saved_file = statefile_writer_new(a->loop, v->saved_path, 0600);
+    if (!v->def_file || !v->runtime_file || !v->vnc_password_file || !v->incoming_file || !v->saved_file) {
         vm_free(v);
         return -ENOMEM;
     }
@@ -137,6 +142,9 @@ void vm_free(vm *v)
     close_timer(&v->vnc_timer);
     close_timer(&v->migration_timer);
     free(v->migration);
+    vm_save_free(v);
+    json_object_put(v->saved);
+    statefile_writer_free(v->saved_file);
     statefile_writer_free(v->vnc_password_file);
     statefile_writer_free(v->incoming_file);
     statefile_writer_free(v->def_file);
@@ -204,6 +212,8 @@ const char *vm_job_name(vm_job_kind k)
         [VM_JOB_UNDEFINE] = "undefine", [VM_JOB_MASTER] = "master-create",
         [VM_JOB_CLONE] = "clone",     [VM_JOB_HOTPLUG] = "hotplug",
         [VM_JOB_MIGRATE] = "migrate", [VM_JOB_MIGRATE_IN] = "migrate-incoming",
+        [VM_JOB_SAVE] = "save",       [VM_JOB_RESTORE] = "restore",
+        [VM_JOB_DISCARD] = "save-discard",
     };
     return names[k];
 }
@@ -506,6 +516,8 @@ struct json_object *vm_runtime_json(const vm *v)
     json_object_object_add(o, "qemu-log", json_object_new_string(v->qemu_log));
     if (v->vnc_port)
         json_object_object_add(o, "vnc", vm_vnc_runtime_json(v));
+    if (v->saved)
+        json_object_object_add(o, "saved", vm_save_runtime_json(v));
     if (v->last_exit) {
         json_object_object_foreach(v->last_exit, key, val) {
             e = val ? json_object_get(val) : NULL;

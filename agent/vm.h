@@ -26,6 +26,7 @@ typedef struct diskjob diskjob;
 typedef struct vm_qmpseq vm_qmpseq;
 typedef struct vm_console vm_console;
 typedef struct vm_migration vm_migration;
+typedef struct vm_saving vm_saving;
 
 typedef enum vm_state {
     VM_STOPPED,
@@ -38,6 +39,9 @@ typedef enum vm_state {
     VM_INCOMING,       /* destination of a live migration, not ours until finished */
     VM_MIGRATING,      /* source: the guest runs while QEMU sends its state */
     VM_MIGRATED,       /* source: all sent, guest stopped, QEMU kept until confirmed */
+    VM_SAVING,         /* its state being written to a file (vm-save) */
+    VM_SAVED,          /* no QEMU; its state is in a file and only vm-restore runs it */
+    VM_RESTORING,      /* a QEMU loading the saved state */
 } vm_state;
 
 typedef enum vm_job_kind {
@@ -55,6 +59,9 @@ typedef enum vm_job_kind {
     VM_JOB_HOTPLUG,    /* a device attached to or detached from its QEMU */
     VM_JOB_MIGRATE,    /* source: sending its state, or confirming the handover */
     VM_JOB_MIGRATE_IN, /* destination: QEMU made ready for the stream, or the guest resumed here */
+    VM_JOB_SAVE,       /* its state written to a file, then QEMU quits */
+    VM_JOB_RESTORE,    /* a QEMU started from the saved state */
+    VM_JOB_DISCARD,    /* the saved state dropped */
 } vm_job_kind;
 
 /* The outcome of a job: status 0 with ret (may be NULL, ownership passes), or
@@ -116,6 +123,17 @@ struct vm {
     char incoming_path[PATH_MAX];
     statefile_writer *incoming_file;
     uv_timer_t *migration_timer;   /* progress ticks, or the wait for a stream */
+    /* Save and restore (vm_save.c). The runtime record carries the mark
+     * ("saving", "restoring"), the file and resume while one is in flight,
+     * so a restarted agent finishes or undoes it. */
+    vm_saving *saving;         /* the save or restore in flight */
+    unsigned save_gen;         /* tells thread-pool work of an earlier one apart */
+    struct json_object *saved; /* the saved record (vms/NAME.saved) while saved */
+    const char *save_mark;
+    bool save_resume;          /* the guest ran when it was saved: restore resumes it */
+    char save_target[PATH_MAX];
+    char saved_path[PATH_MAX];
+    statefile_writer *saved_file;
     vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */
     unsigned vnc_port;         /* its VNC display while QEMU runs, else 0 */
     char vnc_password[9];      /* the persistent password, "" when none */

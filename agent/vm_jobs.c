@@ -32,7 +32,7 @@ static bool require_process(vm *v, vm_result *res)
  * still in progress, which then fail with a message saying so. */
 static void preempt(vm *v)
 {
-    if (v->job == VM_JOB_START || v->job == VM_JOB_SHUTDOWN)
+    if (v->job == VM_JOB_START || v->job == VM_JOB_SHUTDOWN || v->job == VM_JOB_SAVE || v->job == VM_JOB_RESTORE)
         vm_job_finish_error(v, "GenericError", "%s of %s interrupted by vm-destroy",
                             vm_job_name(v->job), v->def.name);
 }
@@ -202,19 +202,21 @@ static void on_passthrough(qmp_client *c, const qmp_reply *r, void *opaque)
     free(p);
 }
 
-/* During a migration only the agent may resume the guest or start a stream:
- * a cont on a migrated source or an incoming destination would run the
- * guest on both hosts. */
+/* During a migration, a save or a restore only the agent may resume the
+ * guest or start a stream: a cont on a migrated source or an incoming
+ * destination would run the guest on both hosts, one on a saving VM would
+ * let it run on past the state in its file. */
 static bool passthrough_allowed(vm *v, const char *command, vm_result *res)
 {
     static const char *const moving[] = { "cont", "migrate", "migrate-incoming" };
 
-    if (v->state != VM_INCOMING && v->state != VM_MIGRATING && v->state != VM_MIGRATED)
+    if (v->state != VM_INCOMING && v->state != VM_MIGRATING && v->state != VM_MIGRATED &&
+        v->state != VM_SAVING && v->state != VM_RESTORING)
         return true;
     for (size_t i = 0; i < sizeof(moving) / sizeof(moving[0]); i++)
         if (!strcmp(command, moving[i])) {
-            vm_refuse(res, "InvalidState", "%s is %s: %s is the agent's during a migration (use vm-migrate-*)",
-                      v->def.name, vm_state_name(v), command);
+            vm_refuse(res, "InvalidState", "%s is %s: %s is the agent's until that ends", v->def.name,
+                      vm_state_name(v), command);
             return false;
         }
     return true;

@@ -27,8 +27,6 @@
 #include "vm_qmpseq.h"
 
 #define PROGRESS_INTERVAL_MS 1000
-/* QEMU refuses a max-bandwidth past SIZE_MAX / 1000; this is unlimited in practice. */
-#define UNLIMITED_BANDWIDTH (INT64_C(1) << 40)
 
 void vm_migrate_opts_default(vm_migrate_opts *o)
 {
@@ -208,7 +206,7 @@ static struct json_object *source_parameters(const vm_migrate_opts *o)
     json_object_object_add(p, "downtime-limit", json_object_new_int64(o->downtime_limit_ms));
     json_object_object_add(p, "max-bandwidth", json_object_new_int64(o->bandwidth_mib
                                                                       ? (int64_t)o->bandwidth_mib << 20
-                                                                      : UNLIMITED_BANDWIDTH));
+                                                                      : MIGRATION_UNLIMITED_BANDWIDTH));
     return migration_multifd_parameters(o, p);
 }
 

@@ -8,6 +8,9 @@
 
 #include "vm_migrate.h"
 
+/* QEMU refuses a max-bandwidth past SIZE_MAX / 1000; this is unlimited in practice. */
+#define MIGRATION_UNLIMITED_BANDWIDTH (INT64_C(1) << 40)
+
 struct json_object;
 typedef struct uv_timer_s uv_timer_t;
 typedef void (*uv_timer_cb)(uv_timer_t *handle);

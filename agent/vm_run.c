@@ -3,6 +3,7 @@
 #include "vm_internal.h"
 #include "vm_hotplug.h"
 #include "vm_migrate.h"
+#include "vm_save.h"
 #include "vm_qmpseq.h"
 #include "vm_disks.h"
 #include "vm_nics.h"
@@ -92,6 +93,7 @@ static void on_qmp_event(qmp_client *c, const char *event, struct json_object *d
 
     track_run_state(v, event, data);
     vm_migration_on_event(v, event, data);
+    vm_save_on_event(v, event, data);
     if (!vm_qmpseq_on_event(v, event, data) && !strcmp(event, "DEVICE_DELETED") &&
         json_object_object_get_ex(data, "device", &dev) && json_object_get_string(dev))
         vm_hotplug_late_delete(v, json_object_get_string(dev));
@@ -148,6 +150,8 @@ void vm_write_runtime(vm *v)
         json_object_object_add(o, "vnc-port", json_object_new_int((int)v->vnc_port));
     if (v->migration_mark)
         json_object_object_add(o, "migration", json_object_new_string(v->migration_mark));
+    if (v->save_mark)
+        json_object_object_add(o, "save", vm_save_mark_json(v));
     text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
     if (statefile_writer_put(v->runtime_file, text, len, NULL, NULL) < 0)
         log_err("vm %s: cannot record its runtime state", v->def.name);
@@ -204,7 +208,7 @@ static void settle_after_exit(vm *v, struct json_object *info, bool quick_exit)
 {
     vm_job_kind job = v->job;
 
-    if (vm_migration_on_exit(v, info))
+    if (vm_save_on_exit(v, info) || vm_migration_on_exit(v, info))
         return;
     if (job == VM_JOB_START) {
         vm_set_state(v, VM_STOPPED, "start-failed", info);
@@ -363,7 +367,7 @@ static void on_qmp_ready(qmp_client *c, int status, void *opaque)
         if (v->qmp)
             qmp_close(v->qmp);
         v->qmp = NULL;
-        if (v->job == VM_JOB_START) {
+        if (v->job == VM_JOB_START || v->job == VM_JOB_RESTORE) {
             log_warn("vm %s: QMP not ready: %s", v->def.name, qmp_strerror(status));
             vm_stop_process(v); /* the exit completes the start job with the log tail */
         } else if (vm_has_process(v)) {
@@ -375,6 +379,9 @@ static void on_qmp_ready(qmp_client *c, int status, void *opaque)
     if (v->job == VM_JOB_MIGRATE_IN) {
         vm_vnc_on_qmp_ready(v);
         vm_migrate_in_qmp_ready(v);
+    } else if (v->job == VM_JOB_RESTORE) {
+        vm_vnc_on_qmp_ready(v);
+        vm_save_qmp_ready(v);
     } else if (v->job == VM_JOB_START && v->job_force) {
         vm_vnc_on_qmp_ready(v);
         vm_set_state(v, VM_PAUSED, v->reason, NULL);
@@ -402,6 +409,11 @@ static void on_status_read(qmp_client *c, const qmp_reply *r, void *opaque)
     bool is_running = json_object_object_get_ex(r->ret, "running", &running) &&
                       json_object_get_boolean(running);
     vm_state now = is_running ? VM_RUNNING : VM_PAUSED;
+    if (v->adopting && v->save_mark) {
+        v->adopting = false;
+        vm_save_adopted(v, is_running);
+        return;
+    }
     if (v->adopting && (v->incoming || v->migration_mark)) {
         v->adopting = false;
         vm_migration_adopted(v, is_running);
@@ -558,6 +570,7 @@ static void after_spawn(uv_work_t *req, int status)
         vm_hostdevs_release(v, &held);
         vm_vnc_on_exit(v);
         v->proc.pid = 0;
+        v->save_mark = NULL;   /* a restore that never ran: still saved */
         if (v->job == VM_JOB_DESTROY) {
             vm_set_state(v, VM_STOPPED, "user", NULL);
             vm_job_finish_ok(v, NULL);
@@ -591,7 +604,8 @@ static spawn_work *spawn_work_new(vm *v, char *err, size_t errlen)
     w->v = v;
     w->qmp_fd = -1;
     w->create_bridges = v->agent->cfg.create_bridges;
-    w->incoming = v->incoming;
+    /* A restore loads its state the way an incoming migration does. */
+    w->incoming = v->incoming || v->job == VM_JOB_RESTORE;
     vm_hostdevs_sysfs(v->agent, &w->sysfs);
     w->cgroups = v->agent->cgroups;
     agent_qemu_host(v->agent, &w->host);
@@ -653,6 +667,11 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
 {
     char err[512];
 
+    if (v->state == VM_SAVED) {
+        vm_refuse(res, "InvalidState", "%s is saved: vm-restore resumes it, vm-save-discard drops the saved "
+                  "state so that it boots afresh", v->def.name);
+        return -1;
+    }
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
         vm_refuse(res, "InvalidState", "%s is already %s", v->def.name, vm_state_name(v));
         return -1;
@@ -702,6 +721,8 @@ static int read_runtime(vm *v, pid_t *ret_pid, uint64_t *ret_ticks, int64_t *ret
             *ret_vnc_port = (unsigned)json_object_get_int(vnc);
         if (json_object_object_get_ex(o, "migration", &mark))
             v->migration_mark = !strcmp(json_object_get_string(mark), "migrated") ? "migrated" : "outgoing";
+        if (json_object_object_get_ex(o, "save", &mark))
+            vm_save_mark_from_json(v, mark);
         if (json_object_object_get_ex(o, "hostdevs", &held) && vm_hostdevs_from_json(held, ret_held) < 0)
             log_err("vm %s: its runtime record's hostdevs are unreadable; check the host's vfio-pci "
                     "devices by hand", v->def.name);
@@ -724,6 +745,8 @@ static vm_state adopted_state(const vm *v)
 {
     if (v->incoming)
         return VM_INCOMING;
+    if (v->save_mark)
+        return !strcmp(v->save_mark, "restoring") ? VM_RESTORING : VM_SAVING;
     if (v->migration_mark)
         return !strcmp(v->migration_mark, "migrated") ? VM_MIGRATED : VM_MIGRATING;
     return VM_RUNNING;
@@ -751,7 +774,9 @@ int vm_adopt(vm *v)
         vm_cgroup_release(v);
         statefile_writer_put(v->runtime_file, NULL, 0, NULL, NULL);
         v->migration_mark = NULL;
-        if (v->incoming)
+        if (v->save_mark)
+            vm_save_gone(v);
+        else if (v->incoming)
             vm_migration_drop(v, "failed");   /* never ours: it goes */
         else if (r == 0)
             vm_set_state(v, VM_STOPPED, "exited", NULL);

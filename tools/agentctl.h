@@ -71,6 +71,7 @@ const ctl_verb *ctl_storage_verbs(size_t *ret_n);
 const ctl_verb *ctl_master_verbs(size_t *ret_n);
 const ctl_verb *ctl_live_verbs(size_t *ret_n);
 const ctl_verb *ctl_migrate_verbs(size_t *ret_n);
+const ctl_verb *ctl_save_verbs(size_t *ret_n);
 
 /* Parsers and a printer that verbs in several files share (agentctl_verbs.c). */
 int ctl_parse_nothing(int argc, char **argv, ctl_request *req);

@@ -557,7 +557,7 @@ static const ctl_verb verbs[] = {
       ctl_parse_nothing, print_version, NULL },
 };
 
-/* The VM verbs, live operations, migration, then storage, then masters and jobs. */
+/* The VM verbs, live operations, migration, save and restore, then storage, then masters and jobs. */
 const ctl_verb *ctl_verb_at(size_t i)
 {
     size_t n = sizeof(verbs) / sizeof(verbs[0]);
@@ -571,6 +571,10 @@ const ctl_verb *ctl_verb_at(size_t i)
         return &more[i];
     i -= n;
     more = ctl_migrate_verbs(&n);
+    if (i < n)
+        return &more[i];
+    i -= n;
+    more = ctl_save_verbs(&n);
     if (i < n)
         return &more[i];
     i -= n;

@@ -102,18 +102,10 @@ static void boot_guest(t *x)
     assert_int_equal(wait_file_contains(query(x, VM).console, READY_LINE, 1, BOOT_MS), 0);
 }
 
-static void guest_run(t *x, const char *command)
-{
-    char cmd[512], out[GUEST_LINE_MAX];
-
-    snprintf(cmd, sizeof(cmd), "run %s", command);
-    guest_ask(x, VM, cmd, out, sizeof(out));
-}
-
 /* RAM that does not compress, so a slow migration takes a while. */
 static void fill_guest_memory(t *x)
 {
-    guest_run(x, "dd if=/dev/urandom of=/tmp/fill bs=1M count=16 2>/dev/null");
+    guest_run(x, VM, "dd if=/dev/urandom of=/tmp/fill bs=1M count=16 2>/dev/null");
 }
 
 /* Data the guest writes to its disk in the shared pool, and its md5. */
@@ -121,7 +113,7 @@ static void write_disk(t *x, char *md5, size_t len)
 {
     char out[GUEST_LINE_MAX];
 
-    guest_run(x, "dd if=/dev/urandom of=/dev/vda bs=1M count=4 conv=fsync 2>/dev/null");
+    guest_run(x, VM, "dd if=/dev/urandom of=/dev/vda bs=1M count=4 conv=fsync 2>/dev/null");
     guest_ask(x, VM, "sum vda 0 4194304", out, sizeof(out));
     snprintf(md5, len, "%s", out);
 }
@@ -131,48 +123,9 @@ static void assert_disk_reads(t *x, const char *md5)
 {
     char out[GUEST_LINE_MAX];
 
-    guest_run(x, "sync; echo 3 >/proc/sys/vm/drop_caches");
+    guest_run(x, VM, "sync; echo 3 >/proc/sys/vm/drop_caches");
     guest_ask(x, VM, "sum vda 0 4194304", out, sizeof(out));
     assert_string_equal(out, md5);
-}
-
-/* The numbers of the first and last "tick N" in a console log, -1 if none. */
-static void ticks_in(const char *path, long *first, long *last)
-{
-    FILE *f = fopen(path, "re");
-    char line[512];
-
-    *first = *last = -1;
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        char *at = strstr(line, "tick ");
-        char *end;
-        long n;
-        if (!at)
-            continue;
-        n = strtol(at + 5, &end, 10);
-        if (end == at + 5)
-            continue;
-        if (*first < 0)
-            *first = n;
-        *last = n;
-    }
-    fclose(f);
-}
-
-/* Waits until x's console log shows a tick past after; its first and last. */
-static void wait_tick_past(t *x, long after, long *first, long *last)
-{
-    char log[256];
-
-    snprintf(log, sizeof(log), "%s", query(x, VM).console);
-    for (long long end = now_ms() + SETTLE_MS; now_ms() < end; usleep(100000)) {
-        ticks_in(log, first, last);
-        if (*last > after)
-            return;
-    }
-    fail_msg("%s: no tick past %ld (last %ld)", log, after, *last);
 }
 
 /* ---- what must hold at the end ------------------------------------------------- */
@@ -366,14 +319,6 @@ static t *resolve(t *src, t *dst)
 }
 
 /* A restarted agent adopts its VMs after its socket is up: ask until then. */
-static void wait_query_state(t *x, const char *want)
-{
-    for (long long end = now_ms() + SETTLE_MS; now_ms() < end; usleep(100000))
-        if (!strcmp(query(x, VM).state, want))
-            return;
-    fail_msg("%s on %s never %s (now %s)", VM, x->agent.dir, want, query(x, VM).state);
-}
-
 /* Waits while the source still sends (its state is migrating). */
 static void wait_source_settled(t *src)
 {
@@ -395,14 +340,14 @@ static void a_running_guest_migrates_and_its_counter_goes_on_then_migrates_back(
     boot_guest(&p->a);
     i = query(&p->a, VM);
     write_disk(&p->a, md5, sizeof(md5));
-    guest_run(&p->a, "(i=0; while :; do echo tick $i >/dev/ttyS0; i=$((i+1)); sleep 1; done) >/dev/null 2>&1 &");
-    wait_tick_past(&p->a, 1, &first, &seen_on_a);
+    guest_start_counter(&p->a, VM);
+    wait_tick_past(&p->a, VM, 1, SETTLE_MS, &first, &seen_on_a);
 
     migrate(&p->a, &p->b);
-    ticks_in(i.console, &first, &seen_on_a);
+    console_ticks(i.console, 0, &first, &seen_on_a);
     assert_true(seen_on_a > 1);
     /* The same guest goes on counting: not a fresh boot at 0. */
-    wait_tick_past(&p->b, seen_on_a, &first, &last);
+    wait_tick_past(&p->b, VM, seen_on_a, SETTLE_MS, &first, &last);
     assert_true(first > seen_on_a);
     assert_true(first <= seen_on_a + 2);
     assert_runs_only_on(&p->b, &p->a, i.uuid);
@@ -410,8 +355,8 @@ static void a_running_guest_migrates_and_its_counter_goes_on_then_migrates_back(
 
     snprintf(on_b, sizeof(on_b), "%s", query(&p->b, VM).console);
     migrate(&p->b, &p->a);
-    ticks_in(on_b, &first, &last);
-    wait_tick_past(&p->a, last, &first, &seen_on_a);
+    console_ticks(on_b, 0, &first, &last);
+    wait_tick_past(&p->a, VM, last, SETTLE_MS, &first, &seen_on_a);
     assert_runs_only_on(&p->a, &p->b, i.uuid);
 }
 
@@ -450,7 +395,7 @@ static void the_destination_agent_killed_mid_transfer(void **state)
     i = query(&p->a, VM);
     start_slow(&p->a, &p->b, &f);
     restart_agent(&p->b);
-    wait_query_state(&p->b, "incoming");
+    wait_query_state(&p->b, VM, "incoming", SETTLE_MS);
     assert_int_equal(finish_wait(&f, &reply), 0);
     if (!agent_return(reply))
         fail_msg("vm-migrate: %s: %s", agent_error_class(reply), agent_error_desc(reply));

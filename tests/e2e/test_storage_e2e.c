@@ -84,14 +84,6 @@ static void guest_disk_md5(t *x, const char *vm, char *out, size_t len)
     guest_ask(x, vm, cmd, out, len);
 }
 
-static void guest_run(t *x, const char *vm, const char *command)
-{
-    char cmd[512], out[1024];
-
-    snprintf(cmd, sizeof(cmd), "run %s", command);
-    guest_ask(x, vm, cmd, out, sizeof(out));
-}
-
 static void boot(t *x, const char *vm)
 {
     vm_cmd(x, "vm-start", vm);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <json-c/json.h>
@@ -143,6 +144,14 @@ void wait_state(t *x, const char *vm, const char *state, int ms)
         fail_msg("%s never reached state %s (now %s)", vm, state, query(x, vm).state);
 }
 
+void wait_query_state(t *x, const char *vm, const char *state, int ms)
+{
+    for (long long end = now_ms() + ms; now_ms() < end; usleep(100000))
+        if (!strcmp(query(x, vm).state, state))
+            return;
+    fail_msg("%s on %s never %s (now %s)", vm, x->agent.dir, state, query(x, vm).state);
+}
+
 
 /* One query of the guest's serial protocol (docs/testing.md), through the
  * VM's serial socket; fails the test when the guest answers with an error. */
@@ -170,6 +179,60 @@ void guest_ask(t *x, const char *vm, const char *cmd, char *out, size_t len)
     guest_kill(&g);
     if (r < 0)
         fail_msg("guest %s: %s: %d (%s)", vm, cmd, r, out);
+}
+
+void guest_run(t *x, const char *vm, const char *command)
+{
+    char cmd[512], out[GUEST_LINE_MAX];
+
+    snprintf(cmd, sizeof(cmd), "run %s", command);
+    guest_ask(x, vm, cmd, out, sizeof(out));
+}
+
+void guest_start_counter(t *x, const char *vm)
+{
+    guest_run(x, vm, "(i=0; while :; do echo tick $i >/dev/ttyS0; i=$((i+1)); sleep 1; done) >/dev/null 2>&1 &");
+}
+
+void console_ticks(const char *path, long offset, long *first, long *last)
+{
+    FILE *f = fopen(path, "re");
+    char line[512];
+
+    *first = *last = -1;
+    if (!f)
+        return;
+    if (offset > 0 && fseek(f, offset, SEEK_SET) < 0) {
+        fclose(f);
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *at = strstr(line, "tick ");
+        char *end;
+        long n;
+        if (!at)
+            continue;
+        n = strtol(at + 5, &end, 10);
+        if (end == at + 5)
+            continue;
+        if (*first < 0)
+            *first = n;
+        *last = n;
+    }
+    fclose(f);
+}
+
+void wait_tick_past(t *x, const char *vm, long after, int ms, long *first, long *last)
+{
+    char log[256];
+
+    snprintf(log, sizeof(log), "%s", query(x, vm).console);
+    for (long long end = now_ms() + ms; now_ms() < end; usleep(100000)) {
+        console_ticks(log, 0, first, last);
+        if (*last > after)
+            return;
+    }
+    fail_msg("%s: no tick past %ld (last %ld)", log, after, *last);
 }
 
 /* ---- shell commands ------------------------------------------------------ */

@@ -49,6 +49,8 @@ char *name_arg(const char *name);
 void vm_cmd(t *x, const char *cmd, const char *name);
 vm_info query(t *x, const char *name);
 void wait_state(t *x, const char *vm, const char *state, int ms);
+/* The same by asking query-vm: for a state reached before this connection. */
+void wait_query_state(t *x, const char *vm, const char *state, int ms);
 
 /* o's member key, or NULL. */
 struct json_object *member(struct json_object *o, const char *key);
@@ -56,6 +58,17 @@ struct json_object *member(struct json_object *o, const char *key);
  * the VM's serial socket; the test fails when the guest answers an error. */
 #define GUEST_QUERY_MS 120000
 void guest_ask(t *x, const char *vm, const char *cmd, char *out, size_t len);
+
+/* "run COMMAND" in the guest, which must succeed. */
+void guest_run(t *x, const char *vm, const char *command);
+/* A counter in the guest: "tick N" on its console every second, from 0. */
+void guest_start_counter(t *x, const char *vm);
+/* The numbers of the first and last "tick N" in a console log, -1 if none;
+ * from byte offset on. */
+void console_ticks(const char *path, long offset, long *first, long *last);
+/* Waits until vm's console log shows a tick past after (the test fails
+ * after ms); the first and last tick in it. */
+void wait_tick_past(t *x, const char *vm, long after, int ms, long *first, long *last);
 
 /* A shell command that must succeed; the first line of one's output; one's exit status. */
 void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,9 @@ static const canned replies[] = {
     { "vm-shutdown", "{\"forced\": true}", false, NULL },
     { "vm-destroy", "{\"class\": \"InvalidState\", \"desc\": \"vm1 is not running\"}", true, NULL },
     { "vm-reset", "{}", false, NULL },
+    { "vm-save", "{\"file\": \"/srv/saves/vm1\", \"size\": 4096}", false, NULL },
+    { "vm-restore", "{}", false, NULL },
+    { "vm-save-discard", "{}", false, NULL },
     { "vm-qmp", "{\"status\": \"running\", \"singlestep\": false, \"running\": true}", false, NULL },
     { "disk-attach", "{\"target\": \"sdb\", \"device\": \"disk-sdb\", \"bus\": \"virtio-blk\", \"slot\": 0}",
       false, NULL },
@@ -1256,6 +1260,45 @@ static void test_name_verbs_send_their_command(void **state)
     result_free(&r);
 }
 
+/* FILE is the agent's, so a relative one is made absolute where the user is. */
+static void test_save_sends_an_absolute_file_and_restore_its_timeout(void **state)
+{
+    harness *h = *state;
+    char cwd[PATH_MAX], want[PATH_MAX + 16];
+    run_result r = RUN(h, "save", "vm1", "vm1.state");
+    struct json_object *req = last_request(h, "vm-save");
+
+    assert_exit(&r, 0);
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    snprintf(want, sizeof(want), "%s/vm1.state", cwd);
+    assert_string_equal(string_member(arguments_of(req), "name"), "vm1");
+    assert_string_equal(string_member(arguments_of(req), "file"), want);
+    assert_null(json_object_object_get(arguments_of(req), "timeout"));
+    json_object_put(req);
+    result_free(&r);
+    r = RUN(h, "save", "vm1", "/srv/saves/vm1", "--timeout", "600");
+    req = last_request(h, "vm-save");
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "file"), "/srv/saves/vm1");
+    assert_int_equal(json_object_get_int(json_object_object_get(arguments_of(req), "timeout")), 600);
+    assert_string_equal(r.out, "vm1 saved to /srv/saves/vm1 (4096 bytes)\n");
+    json_object_put(req);
+    result_free(&r);
+    r = RUN(h, "restore", "vm1", "--timeout", "90");
+    req = last_request(h, "vm-restore");
+    assert_exit(&r, 0);
+    assert_int_equal(json_object_get_int(json_object_object_get(arguments_of(req), "timeout")), 90);
+    assert_string_equal(r.out, "vm1 restored\n");
+    json_object_put(req);
+    result_free(&r);
+    r = RUN(h, "save-discard", "vm1");
+    req = last_request(h, "vm-save-discard");
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "name"), "vm1");
+    json_object_put(req);
+    result_free(&r);
+}
+
 static void test_an_unknown_command_reply_exits_1(void **state)
 {
     harness *h = *state;
@@ -1297,6 +1340,11 @@ static const char *const usage_errors[][8] = {
     { "migrate-confirm", "vm1" },
     { "migrate-confirm", "vm1", "--completed", "--failed" },
     { "migrate-cancel" },
+    { "save", "vm1" },
+    { "save", "vm1", "/x", "extra" },
+    { "save", "vm1", "/x", "--timeout" },
+    { "restore" },
+    { "save-discard" },
     { "undefine", "vm1", "--bogus" },
     { "pools", "extra" },
     { "pool-define", "secondary" },
@@ -1906,6 +1954,7 @@ int main(void)
         T(test_sriov_lists_vfs_or_sets_their_number),
         T(test_version_prints_agent_and_qemu),
         T(test_name_verbs_send_their_command),
+        T(test_save_sends_an_absolute_file_and_restore_its_timeout),
         T(test_an_unknown_command_reply_exits_1),
         T(test_usage_errors_exit_2_without_connecting),
         T(test_a_request_over_1_MiB_exits_2_without_connecting),

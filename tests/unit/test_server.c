@@ -18,6 +18,7 @@
 #include "agent/server.h"
 #include "agent/statefile.h"
 #include "agent/vm.h"
+#include "agent/vm_save.h"
 #include "tests/support/agent_fixture.h"
 #include "tests/support/fake_sysfs.h"
 
@@ -544,6 +545,138 @@ static void an_overlong_line_closes_the_client(void **state)
     free(big);
 }
 
+/* ---- save and restore, without QEMU -------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static const char *vm_error(fx *f, const char *command, const char *args)
+{
+    char line[1024];
+
+    snprintf(line, sizeof(line), "{\"execute\": \"%s\", \"arguments\": %s}\n", command, args);
+    return member_str(send_line(f, f->admin, &f->admin_out, line), "error", "class");
+}
+
+static vm *define_bare(fx *f, const char *name)
+{
+    char line[256];
+
+    snprintf(line, sizeof(line), "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": "
+             "{\"name\": \"%s\"}}}\n", name);
+    send_line(f, f->admin, &f->admin_out, line);
+    return vm_find(&f->a, name);
+}
+
+static void save_and_restore_refuse_bad_arguments_and_wrong_states(void **state)
+{
+    fx *f = *state;
+
+    negotiate(f);
+    define_bare(f, "sv");
+    assert_string_equal(vm_error(f, "vm-save", "{\"name\": \"sv\"}"), "InvalidParameter");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "file"));
+    assert_string_equal(vm_error(f, "vm-save", "{\"name\": \"sv\", \"file\": \"/tmp/x\", \"timeout\": 0}"),
+                        "InvalidParameter");
+    assert_string_equal(vm_error(f, "vm-save", "{\"name\": \"sv\", \"file\": \"/tmp/x\", \"bogus\": 1}"),
+                        "InvalidParameter");
+    assert_string_equal(vm_error(f, "vm-save", "{\"name\": \"sv\", \"file\": \"/tmp/x\"}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-save", "{\"name\": \"nope\", \"file\": \"/tmp/x\"}"), "NotFound");
+    assert_string_equal(vm_error(f, "vm-restore", "{\"name\": \"sv\"}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-save-discard", "{\"name\": \"sv\"}"), "InvalidState");
+}
+
+/* A saved record found at start makes the VM saved: nothing boots, changes
+ * or removes it until it is restored or its state discarded. */
+static void a_saved_record_keeps_the_vm_saved_until_discarded(void **state)
+{
+    fx *f = *state;
+    char state_file[128], text[512];
+    vm *v;
+
+    negotiate(f);
+    v = define_bare(f, "sv");
+    snprintf(state_file, sizeof(state_file), "%s/sv.state", f->dir);
+    write_file(state_file, "QEVM");
+    snprintf(text, sizeof(text), "{\"file\": \"%s\", \"size\": 4, \"resume\": true, \"disks\": []}", state_file);
+    write_file(v->saved_path, text);
+    vm_save_load(v);
+    assert_string_equal(vm_state_name(v), "saved");
+    send_line(f, f->admin, &f->admin_out, "{\"execute\": \"query-vm\", \"arguments\": {\"name\": \"sv\"}}\n");
+    assert_string_equal(member_str(json_object_object_get(last(&f->admin_out), "return"), "runtime", "state"),
+                        "saved");
+    assert_string_equal(vm_error(f, "vm-start", "{\"name\": \"sv\"}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-undefine", "{\"name\": \"sv\", \"force\": true}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-update", "{\"name\": \"sv\", \"changes\": {\"memory\": 512}}"),
+                        "InvalidState");
+    assert_string_equal(vm_error(f, "vm-destroy", "{\"name\": \"sv\"}"), "InvalidState");
+    assert_int_equal(access(v->saved_path, F_OK), 0);
+
+    /* QEMU cannot be found here, so the restore fails after the checks pass: still saved. */
+    assert_string_equal(vm_error(f, "vm-restore", "{\"name\": \"sv\"}"), "GenericError");
+    assert_string_equal(vm_state_name(v), "saved");
+    assert_int_equal(access(v->saved_path, F_OK), 0);
+    assert_int_equal(access(state_file, F_OK), 0);
+
+    assert_string_equal(vm_error(f, "vm-save-discard", "{\"name\": \"sv\"}"), "");
+    assert_string_equal(vm_state_name(v), "stopped");
+    assert_int_equal(access(v->saved_path, F_OK), -1);
+    assert_int_equal(access(state_file, F_OK), -1);
+}
+
+static void a_damaged_saved_record_refuses_the_restore_but_can_be_discarded(void **state)
+{
+    fx *f = *state;
+    vm *v;
+
+    negotiate(f);
+    v = define_bare(f, "sv");
+    write_file(v->saved_path, "{\"file\": \"relative\"");
+    vm_save_load(v);
+    assert_string_equal(vm_state_name(v), "saved");
+    assert_string_equal(vm_error(f, "vm-restore", "{\"name\": \"sv\"}"), "InvalidState");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "damaged"));
+    assert_string_equal(vm_error(f, "vm-save-discard", "{\"name\": \"sv\"}"), "");
+    assert_string_equal(vm_state_name(v), "stopped");
+}
+
+/* The agent died mid-save and so did QEMU: no record, so the VM is stopped
+ * and the half-written file goes; with the record, it is saved. */
+static void a_save_interrupted_with_its_qemu_leaves_stopped_or_saved(void **state)
+{
+    fx *f = *state;
+    char file[128], part[160], text[1024];
+    vm *v;
+
+    negotiate(f);
+    v = define_bare(f, "sv");
+    snprintf(file, sizeof(file), "%s/sv.state", f->dir);
+    snprintf(part, sizeof(part), "%s.part", file);
+    for (int recorded = 0; recorded < 2; recorded++) {
+        write_file(part, "half");
+        snprintf(text, sizeof(text), "{\"pid\": 999999999, \"start-ticks\": 1, \"uuid\": \"%s\", "
+                 "\"save\": {\"op\": \"saving\", \"file\": \"%s\", \"resume\": true}}", v->def.uuid, file);
+        assert_int_equal(statefile_mkdir_p(v->run_dir, 0750), 0);
+        write_file(v->runtime_path, text);
+        if (recorded) {
+            snprintf(text, sizeof(text), "{\"file\": \"%s\", \"size\": 4, \"resume\": true, \"disks\": []}", file);
+            write_file(v->saved_path, text);
+            vm_save_load(v);
+        }
+        assert_int_equal(vm_adopt(v), 0);
+        agent_fixture_settle(&f->a);
+        assert_string_equal(vm_state_name(v), recorded ? "saved" : "stopped");
+        assert_int_equal(access(part, F_OK), recorded ? 0 : -1);
+        assert_null(v->save_mark);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +696,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(sriov_vfs_are_listed_and_their_count_set_unless_one_is_held, setup, teardown),
         cmocka_unit_test_setup_teardown(query_events_replays_what_a_client_missed, setup, teardown),
         cmocka_unit_test_setup_teardown(an_overlong_line_closes_the_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(save_and_restore_refuse_bad_arguments_and_wrong_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_saved_record_keeps_the_vm_saved_until_discarded, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_saved_record_refuses_the_restore_but_can_be_discarded, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_save_interrupted_with_its_qemu_leaves_stopped_or_saved, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,108 @@
+/* agentctl_save.c: save, restore and save-discard (docs/protocol.md, "Save
+ * and restore"). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "agentctl.h"
+#include "agentctl_args.h"
+
+/* The agent ends a save or restore at its timeout (default 3600 s); agentctl
+ * waits a little longer for the reply that says so. */
+#define SAVE_TIMEOUT_S 3600
+#define WAIT_MARGIN_S 60
+
+/* [--timeout SECONDS], into args and the wait. */
+static int parse_timeout_flag(int argc, char **argv, ctl_request *req)
+{
+    static const ctl_flag flags[] = { { "timeout", "timeout", CTL_FLAG_SCALAR } };
+    struct json_object *t;
+    int r;
+
+    if ((r = ctl_flag_args(argc, argv, flags, 1, req->args)) != 0)
+        return r;
+    req->wait_s = SAVE_TIMEOUT_S + WAIT_MARGIN_S;
+    if (json_object_object_get_ex(req->args, "timeout", &t) && json_object_is_type(t, json_type_int))
+        req->wait_s = (int)(json_object_get_int64(t) > INT_MAX - WAIT_MARGIN_S ? INT_MAX - WAIT_MARGIN_S
+                                                                             : json_object_get_int64(t)) +
+                      WAIT_MARGIN_S;
+    return 0;
+}
+
+/* NAME FILE: FILE relative to the current directory, as a shell user means it. */
+static int parse_save(int argc, char **argv, ctl_request *req)
+{
+    char cwd[PATH_MAX], *file;
+    int r;
+
+    req->args = json_object_new_object();
+    if ((r = parse_timeout_flag(argc, argv, req)) != 0 || (r = ctl_positionals(argc, argv, 2, 2)) != 0)
+        return r;
+    req->vm = argv[optind];
+    json_object_object_add(req->args, "name", json_object_new_string(req->vm));
+    file = argv[optind + 1];
+    if (file[0] != '/') {
+        if (!getcwd(cwd, sizeof(cwd)))
+            return ctl_usage_error(argv[0], "the current directory: %s", strerror(errno));
+        char *abs;
+        if (asprintf(&abs, "%s/%s", cwd, file) < 0)
+            return -ENOMEM;
+        json_object_object_add(req->args, "file", json_object_new_string(abs));
+        free(abs);
+    } else {
+        json_object_object_add(req->args, "file", json_object_new_string(file));
+    }
+    return 0;
+}
+
+static int parse_restore(int argc, char **argv, ctl_request *req)
+{
+    int r;
+
+    req->args = json_object_new_object();
+    if ((r = parse_timeout_flag(argc, argv, req)) != 0 || (r = ctl_positionals(argc, argv, 1, 1)) != 0)
+        return r;
+    req->vm = argv[optind];
+    json_object_object_add(req->args, "name", json_object_new_string(req->vm));
+    return 0;
+}
+
+static void print_saved(const ctl_request *req, struct json_object *value)
+{
+    struct json_object *file, *size;
+
+    if (json_object_object_get_ex(value, "file", &file) && json_object_object_get_ex(value, "size", &size))
+        printf("%s saved to %s (%lld bytes)\n", req->vm, json_object_get_string(file),
+               (long long)json_object_get_int64(size));
+    else
+        printf("%s saved\n", req->vm);
+}
+
+static const ctl_verb save_verbs[] = {
+    { "save", "vm-save", NULL, "NAME FILE [--timeout SECONDS]",
+      "Writes a running or paused VM's state to FILE (which must not exist), then\n"
+      "ends its QEMU: the VM is 'saved' until restored (OpenNebula's save, RHEV's\n"
+      "suspend). While saved it cannot be started, changed or undefined, and its\n"
+      "disks are checked before a restore: the size and modification time of each\n"
+      "disk's image must be those recorded at the save.\n",
+      parse_save, print_saved, NULL },
+    { "restore", "vm-restore", "restored", "NAME [--timeout SECONDS]",
+      "Starts a saved VM from its state file; the guest goes on where it was (paused\n"
+      "if it was paused). The file is removed once loaded.\n",
+      parse_restore, ctl_print_done, NULL },
+    { "save-discard", "vm-save-discard", "saved state discarded", "NAME",
+      "Drops a saved VM's state (and its file): the VM is stopped and boots afresh.\n",
+      ctl_parse_name, ctl_print_done, NULL },
+};
+
+const ctl_verb *ctl_save_verbs(size_t *ret_n)
+{
+    *ret_n = sizeof(save_verbs) / sizeof(save_verbs[0]);
+    return save_verbs;
+}
