@@ -47,6 +47,12 @@ void cmd_vm_save(request *r, struct json_object *args);
 void cmd_vm_restore(request *r, struct json_object *args);
 void cmd_vm_save_discard(request *r, struct json_object *args);
 
+/* cmd_snapshot.c */
+void cmd_snapshot_create(request *r, struct json_object *args);
+void cmd_snapshot_list(request *r, struct json_object *args);
+void cmd_snapshot_revert(request *r, struct json_object *args);
+void cmd_snapshot_delete(request *r, struct json_object *args);
+
 /* cmd_hotplug.c */
 void cmd_disk_attach(request *r, struct json_object *args);
 void cmd_disk_detach(request *r, struct json_object *args);

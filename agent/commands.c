@@ -25,6 +25,7 @@
 #include "server.h"
 #include "statefile.h"
 #include "vm.h"
+#include "vm_snapshot.h"
 
 /* ---- session and host --------------------------------------------------- */
 
@@ -614,10 +615,17 @@ typedef struct undefine_ctx {
     request *r;
     vm *v;
     bool purge;
-    const char *paths[VM_DISKS_MAX];       /* disks to delete once the definition is gone */
-    char path_buf[VM_DISKS_MAX][PATH_MAX];
+    const char **paths;                    /* images to delete once the definition is gone */
+    char (*path_buf)[PATH_MAX];
     size_t npaths;
 } undefine_ctx;
+
+static void undefine_free(undefine_ctx *u)
+{
+    free(u->paths);
+    free(u->path_buf);
+    free(u);
+}
 
 static void on_purged(void *opaque, int status, struct json_object *kept, const char *err)
 {
@@ -637,7 +645,7 @@ static void on_purged(void *opaque, int status, struct json_object *kept, const 
     json_object_object_add(o, "deleted", deleted);
     json_object_object_add(o, "kept", kept);
     request_ok(u->r, o);
-    free(u);
+    undefine_free(u);
 }
 
 static void on_undefined(int status, void *opaque)
@@ -652,7 +660,7 @@ static void on_undefined(int status, void *opaque)
         v->undefined = false;
         agent_vms_changed(a);
         request_error(u->r, "GenericError", "removing %s: %s", v->def_path, strerror(-status));
-        free(u);
+        undefine_free(u);
         return;
     }
     struct json_object *ev = json_object_new_object();
@@ -670,16 +678,21 @@ static void on_undefined(int status, void *opaque)
                       strerror(-r));
     else
         request_ok(u->r, NULL);
-    free(u);
+    undefine_free(u);
 }
 
 /* rmvm -p deletes the disk files in pools; never an ISO, a block device or a
- * file outside the pools. */
-static void collect_purge(undefine_ctx *u)
+ * file outside the pools. The snapshots' states follow the disks' images,
+ * latest first, so each goes once nothing above it is left. */
+static int collect_purge(undefine_ctx *u)
 {
     agent *a = u->v->agent;
+    size_t nstates = vm_snapshot_states(u->v, NULL, 0), cap = u->v->def.ndisks + nstates, at;
     const char *vol;
 
+    if (!(u->paths = calloc(cap ? cap : 1, sizeof(*u->paths))) ||
+        !(u->path_buf = calloc(cap ? cap : 1, sizeof(*u->path_buf))))
+        return -ENOMEM;
     for (size_t i = 0; i < u->v->def.ndisks; i++) {
         const vm_disk *d = &u->v->def.disks[i];
         char *buf = u->path_buf[u->npaths];
@@ -691,6 +704,12 @@ static void collect_purge(undefine_ctx *u)
         u->paths[u->npaths] = buf;
         u->npaths++;
     }
+    at = u->npaths;
+    vm_snapshot_states(u->v, u->path_buf + at, nstates);
+    for (size_t i = 0; i < nstates; i++)
+        if (pool_of_path(a, u->path_buf[at + i], &vol))
+            u->paths[u->npaths++] = u->path_buf[at + i];
+    return 0;
 }
 
 static void undefine_now(undefine_ctx *u)
@@ -701,25 +720,29 @@ static void undefine_now(undefine_ctx *u)
     if (v->state == VM_SAVED) {
         request_error(u->r, "InvalidState", "%s is saved: vm-restore it, or vm-save-discard its state first",
                       v->def.name);
-        free(u);
+        undefine_free(u);
         return;
     }
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
         request_error(u->r, "InvalidState", "%s is %s: destroy it first, or use force", v->def.name,
                       vm_state_name(v));
-        free(u);
+        undefine_free(u);
         return;
     }
     if (!vm_job_begin(v, VM_JOB_UNDEFINE, NULL, NULL, &res)) {
         reply_result(u->r, &res);
-        free(u);
+        undefine_free(u);
         return;
     }
-    if (u->purge)
-        collect_purge(u);
+    if (u->purge && collect_purge(u) < 0) {
+        request_error(u->r, "GenericError", "out of memory");
+        undefine_free(u);
+        return;
+    }
     v->undefined = true;
     agent_vms_changed(v->agent);
     statefile_writer_put(v->vnc_password_file, NULL, 0, NULL, NULL);
+    statefile_writer_put(v->snapshots_file, NULL, 0, NULL, NULL);
     statefile_writer_put(v->def_file, NULL, 0, on_undefined, u);
 }
 
@@ -729,7 +752,7 @@ static void on_forced_stop(vm *v, const vm_result *res, void *opaque)
 
     if (res->status < 0) {
         request_error(u->r, res->err_class, "stopping %s first: %s", v->def.name, res->err_desc);
-        free(u);
+        undefine_free(u);
         return;
     }
     undefine_now(u);
@@ -753,18 +776,18 @@ static void cmd_vm_undefine(request *r, struct json_object *args)
     u->r = r;
     u->v = v;
     if (!arg_bool(r, args, "purge", false, &u->purge)) {
-        free(u);
+        undefine_free(u);
         return;
     }
     if (u->purge && keep) {
         request_error(r, "InvalidParameter", "purge: cannot be combined with keep-disks");
-        free(u);
+        undefine_free(u);
         return;
     }
     if (force && vm_has_process(v)) {
         if (vm_destroy(v, on_forced_stop, u, &res) < 0) {
             reply_result(r, &res);
-            free(u);
+            undefine_free(u);
         }
         return;
     }
@@ -812,6 +835,10 @@ static const command commands[] = {
     { "vm-save", true, cmd_vm_save },
     { "vm-restore", true, cmd_vm_restore },
     { "vm-save-discard", true, cmd_vm_save_discard },
+    { "snapshot-create", true, cmd_snapshot_create },
+    { "snapshot-list", true, cmd_snapshot_list },
+    { "snapshot-revert", true, cmd_snapshot_revert },
+    { "snapshot-delete", true, cmd_snapshot_delete },
     { "job-cancel", true, cmd_job_cancel },
     { "query-pools", false, cmd_query_pools },
     { "pool-define", true, cmd_pool_define },

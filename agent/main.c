@@ -28,6 +28,7 @@
 #include "statefile.h"
 #include "vm.h"
 #include "vm_save.h"
+#include "vm_snapshot.h"
 #include "vm_vnc.h"
 #include "cgroup.h"
 
@@ -224,6 +225,7 @@ static void load_definition(agent *a, const char *file)
     }
     vm_vnc_load_password(v);
     vm_save_load(v);
+    vm_snapshot_load(v);
     v->incoming = access(v->incoming_path, F_OK) == 0;
     vm **pp = &a->vms;
     while (*pp)

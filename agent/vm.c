@@ -69,6 +69,7 @@ static int set_paths(vm *v)
         path_join(v->incoming_path, a->vms_dir, n, ".incoming") < 0 ||
         path_join(v->vnc_password_path, a->vms_dir, n, ".vnc-password") < 0 ||
         path_join(v->saved_path, a->vms_dir, n, ".saved") < 0 ||
+        path_join(v->snapshots_path, a->vms_dir, n, ".snapshots") < 0 ||
         path_join(v->console_log, a->logs_dir, n, ".console.log") < 0 ||
         path_join(v->qemu_log, a->logs_dir, n, ".qemu.log") < 0 ||
         path_join(v->qmp_path, v->run_dir, "qmp.sock", "") < 0 ||
@@ -105,7 +106,9 @@ int vm_new(agent *a, vm_def *def, vm **ret)
     v->vnc_password_file = statefile_writer_new(a->loop, v->vnc_password_path, 0600);
     v->incoming_file = statefile_writer_new(a->loop, v->incoming_path, 0600);
     v->saved_file = statefile_writer_new(a->loop, v->saved_path, 0600);
-    if (!v->def_file || !v->runtime_file || !v->vnc_password_file || !v->incoming_file || !v->saved_file) {
+    v->snapshots_file = statefile_writer_new(a->loop, v->snapshots_path, 0600);
+    if (!v->def_file || !v->runtime_file || !v->vnc_password_file || !v->incoming_file || !v->saved_file ||
+        !v->snapshots_file) {
         vm_free(v);
         return -ENOMEM;
     }
@@ -145,6 +148,8 @@ void vm_free(vm *v)
     vm_save_free(v);
     json_object_put(v->saved);
     statefile_writer_free(v->saved_file);
+    json_object_put(v->snapshots);
+    statefile_writer_free(v->snapshots_file);
     statefile_writer_free(v->vnc_password_file);
     statefile_writer_free(v->incoming_file);
     statefile_writer_free(v->def_file);
@@ -213,7 +218,7 @@ const char *vm_job_name(vm_job_kind k)
         [VM_JOB_CLONE] = "clone",     [VM_JOB_HOTPLUG] = "hotplug",
         [VM_JOB_MIGRATE] = "migrate", [VM_JOB_MIGRATE_IN] = "migrate-incoming",
         [VM_JOB_SAVE] = "save",       [VM_JOB_RESTORE] = "restore",
-        [VM_JOB_DISCARD] = "save-discard",
+        [VM_JOB_DISCARD] = "save-discard", [VM_JOB_SNAPSHOT] = "snapshot",
     };
     return names[k];
 }

@@ -62,6 +62,7 @@ typedef enum vm_job_kind {
     VM_JOB_SAVE,       /* its state written to a file, then QEMU quits */
     VM_JOB_RESTORE,    /* a QEMU started from the saved state */
     VM_JOB_DISCARD,    /* the saved state dropped */
+    VM_JOB_SNAPSHOT,   /* a snapshot created, reverted to or deleted */
 } vm_job_kind;
 
 /* The outcome of a job: status 0 with ret (may be NULL, ownership passes), or
@@ -134,6 +135,9 @@ struct vm {
     char save_target[PATH_MAX];
     char saved_path[PATH_MAX];
     statefile_writer *saved_file;
+    struct json_object *snapshots;   /* {"snapshots": [...]} (vm_snapshot.c), or NULL */
+    char snapshots_path[PATH_MAX];
+    statefile_writer *snapshots_file;
     vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */
     unsigned vnc_port;         /* its VNC display while QEMU runs, else 0 */
     char vnc_password[9];      /* the persistent password, "" when none */

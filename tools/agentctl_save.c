@@ -1,17 +1,19 @@
 /* agentctl_save.c: save, restore and save-discard (docs/protocol.md, "Save
- * and restore"). */
+ * and restore"), and the snapshot verbs ("Snapshots"). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "agentctl.h"
 #include "agentctl_args.h"
+#include "agentctl_print.h"
 
 /* The agent ends a save or restore at its timeout (default 3600 s); agentctl
  * waits a little longer for the reply that says so. */
@@ -84,6 +86,58 @@ static void print_saved(const ctl_request *req, struct json_object *value)
         printf("%s saved\n", req->vm);
 }
 
+/* NAME SNAP, sending {"name": NAME, "snapshot": SNAP}. */
+static int parse_snapshot(int argc, char **argv, ctl_request *req)
+{
+    int r;
+
+    if ((r = ctl_no_options(argc, argv)) != 0 || (r = ctl_positionals(argc, argv, 2, 2)) != 0)
+        return r;
+    req->vm = argv[optind];
+    req->args = ctl_string_args("name", req->vm);
+    json_object_object_add(req->args, "snapshot", json_object_new_string(argv[optind + 1]));
+    return 0;
+}
+
+static void print_snapshot_done(const ctl_request *req, struct json_object *value)
+{
+    struct json_object *snap = json_object_object_get(req->args, "snapshot"), *dropped;
+
+    printf("%s: %s snapshot %s\n", req->vm, req->verb->done, json_object_get_string(snap));
+    if (json_object_object_get_ex(value, "dropped", &dropped))
+        for (size_t i = 0; i < json_object_array_length(dropped); i++) {
+            fputs("dropped with it: ", stdout);
+            ctl_put_safe(stdout, json_object_get_string(json_object_array_get_idx(dropped, i)), 0);
+            putchar('\n');
+        }
+}
+
+static void add_snapshot_row(ctl_table *t, struct json_object *item)
+{
+    struct json_object *created = json_object_object_get(item, "created-at");
+    struct json_object *disks = json_object_object_get(item, "disks");
+    char when[32] = "-", targets[256] = "";
+    time_t at = (time_t)json_object_get_int64(created);
+    struct tm tm;
+
+    if (created && gmtime_r(&at, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    for (size_t i = 0; disks && i < json_object_array_length(disks); i++) {
+        const char *target = ctl_member_text(json_object_array_get_idx(disks, i), "target");
+        size_t n = strlen(targets);
+        snprintf(targets + n, sizeof(targets) - n, "%s%s", n ? "," : "", target ? target : "?");
+    }
+    const char *cells[] = { ctl_member_text(item, "name"), when, targets };
+    ctl_table_add(t, cells);
+}
+
+static void print_snapshots(const ctl_request *req, struct json_object *value)
+{
+    static const char *const header[] = { "NAME", "CREATED(UTC)", "DISKS" };
+
+    ctl_print_rows(header, 3, value, add_snapshot_row);
+}
+
 static const ctl_verb save_verbs[] = {
     { "save", "vm-save", NULL, "NAME FILE [--timeout SECONDS]",
       "Writes a running or paused VM's state to FILE (which must not exist), then\n"
@@ -99,6 +153,21 @@ static const ctl_verb save_verbs[] = {
     { "save-discard", "vm-save-discard", "saved state discarded", "NAME",
       "Drops a saved VM's state (and its file): the VM is stopped and boots afresh.\n",
       ctl_parse_name, ctl_print_done, NULL },
+    { "snapshot", "snapshot-create", "created", "NAME SNAP",
+      "Takes an external snapshot of a stopped VM (OpenNebula's snap-create): each\n"
+      "writable disk's image is frozen and a new qcow2 overlay put on top of it.\n",
+      parse_snapshot, print_snapshot_done, NULL },
+    { "snapshots", "snapshot-list", NULL, "NAME",
+      "Lists a VM's snapshots, oldest first: NAME CREATED(UTC) DISKS.\n",
+      ctl_parse_name, print_snapshots, NULL },
+    { "snapshot-revert", "snapshot-revert", "reverted to", "NAME SNAP",
+      "Puts a stopped VM's disks back to the snapshot: what was written since is\n"
+      "dropped, and so are the snapshots taken after it.\n",
+      parse_snapshot, print_snapshot_done, NULL },
+    { "snapshot-delete", "snapshot-delete", "deleted", "NAME SNAP",
+      "Deletes a stopped VM's snapshot (OpenNebula's snap-delete): its frozen image is\n"
+      "merged into the overlay above it, and the disks' content stays as it is.\n",
+      parse_snapshot, print_snapshot_done, NULL },
 };
 
 const ctl_verb *ctl_save_verbs(size_t *ret_n)

@@ -1,9 +1,11 @@
-/* test_save_e2e.c: vm-save, vm-restore and vm-save-discard through agentd
- * and real QEMU (tcg). The test guest prints a counter on its console; a
- * restored guest goes on from the next number, never from 0, and a saved
- * VM has no QEMU and cannot be started, changed or restored over disks
- * that changed. An agent killed mid-save or mid-restore leaves the guest
- * running once, or saved. */
+/* test_save_e2e.c: vm-save, vm-restore and vm-save-discard, and external
+ * snapshots, through agentd and real QEMU (tcg). The test guest prints a
+ * counter on its console; a restored guest goes on from the next number,
+ * never from 0, and a saved VM has no QEMU and cannot be started, changed
+ * or restored over disks that changed. An agent killed mid-save or
+ * mid-restore leaves the guest running once, or saved. A snapshot reverted
+ * drops what the guest wrote since, and every image of the chain passes
+ * qemu-img check after each step. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -322,6 +324,99 @@ static void the_agent_killed_during_a_restore_leaves_it_saved(void **state)
     free(a);
 }
 
+/* ---- snapshots ---------------------------------------------------------------- */
+
+#define DATA_BYTES "2097152"
+
+static void write_and_sum(t *x, char *md5, size_t len)
+{
+    char out[GUEST_LINE_MAX];
+
+    guest_run(x, VM, "dd if=/dev/urandom of=/dev/vda bs=1M count=2 conv=fsync 2>/dev/null");
+    guest_ask(x, VM, "sum vda 0 " DATA_BYTES, out, sizeof(out));
+    snprintf(md5, len, "%s", out);
+}
+
+/* Booted afresh (the console log grows by a readiness line each time). */
+static void boot_again(t *x, int boots)
+{
+    vm_cmd(x, "vm-start", VM);
+    assert_int_equal(wait_file_contains(query(x, VM).console, READY_LINE, boots, BOOT_MS), 0);
+}
+
+static void assert_disk_sum(t *x, const char *md5)
+{
+    char out[GUEST_LINE_MAX];
+
+    guest_ask(x, VM, "sum vda 0 " DATA_BYTES, out, sizeof(out));
+    assert_string_equal(out, md5);
+}
+
+/* Every image in the default pool passes qemu-img check; count of them. */
+static int check_images(t *x)
+{
+    char out[64];
+
+    sh("for f in %s/state/images/*.qcow2; do qemu-img check -q \"$f\" || exit 1; done", x->agent.dir);
+    sh_out(out, sizeof(out), "ls %s/state/images/*.qcow2 | wc -l", x->agent.dir);
+    return atoi(out);
+}
+
+static void snapshot(t *x, const char *cmd, const char *snap)
+{
+    char args[256];
+
+    snprintf(args, sizeof(args), "{\"name\": \"" VM "\", \"snapshot\": \"%s\"}", snap);
+    call_ok_put(x, cmd, args);
+}
+
+static void a_reverted_snapshot_drops_what_the_guest_wrote_and_deletes_merge_down(void **state)
+{
+    t *x = *state;
+    char first[GUEST_LINE_MAX], later[GUEST_LINE_MAX];
+    struct json_object *list;
+
+    boot_guest(x);
+    write_and_sum(x, first, sizeof(first));
+    call_fails(x, "snapshot-create", "{\"name\": \"" VM "\", \"snapshot\": \"s1\"}", "InvalidState", "sv is running");
+    vm_cmd(x, "vm-destroy", VM);
+    call_fails(x, "snapshot-create", "{\"name\": \"" VM "\", \"snapshot\": \"../x\"}", "InvalidParameter", "snapshot: ");
+    call_fails(x, "snapshot-revert", "{\"name\": \"" VM "\", \"snapshot\": \"s1\"}", "NotFound", "snapshot: ");
+    snapshot(x, "snapshot-create", "s1");
+    call_fails(x, "snapshot-create", "{\"name\": \"" VM "\", \"snapshot\": \"s1\"}", "Exists", "snapshot: ");
+    assert_int_equal(check_images(x), 2);
+
+    boot_again(x, 2);
+    assert_disk_sum(x, first);
+    write_and_sum(x, later, sizeof(later));
+    assert_string_not_equal(first, later);
+    vm_cmd(x, "vm-destroy", VM);
+    snapshot(x, "snapshot-revert", "s1");
+    assert_int_equal(check_images(x), 2);   /* the written overlay went, a fresh one took its place */
+    boot_again(x, 3);
+    assert_disk_sum(x, first);              /* the write is gone */
+
+    /* A second snapshot, then the first deleted: merged down, content kept. */
+    write_and_sum(x, later, sizeof(later));
+    vm_cmd(x, "vm-destroy", VM);
+    snapshot(x, "snapshot-create", "s2");
+    assert_int_equal(check_images(x), 3);
+    snapshot(x, "snapshot-delete", "s1");
+    assert_int_equal(check_images(x), 2);
+    list = call_ok(x, "snapshot-list", "{\"name\": \"" VM "\"}");
+    assert_int_equal(json_object_array_length(agent_return(list)), 1);
+    assert_string_equal(json_object_get_string(member(json_object_array_get_idx(agent_return(list), 0), "name")),
+                        "s2");
+    json_object_put(list);
+    boot_again(x, 4);
+    assert_disk_sum(x, later);
+    vm_cmd(x, "vm-destroy", VM);
+    snapshot(x, "snapshot-delete", "s2");
+    assert_int_equal(check_images(x), 1);
+    boot_again(x, 5);
+    assert_disk_sum(x, later);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +426,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(the_agent_killed_during_a_save_leaves_the_guest_running, setup, teardown),
         cmocka_unit_test_setup_teardown(the_agent_killed_during_a_restore_leaves_it_saved, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_reverted_snapshot_drops_what_the_guest_wrote_and_deletes_merge_down,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

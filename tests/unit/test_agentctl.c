@@ -232,6 +232,10 @@ static const canned replies[] = {
     { "vm-save", "{\"file\": \"/srv/saves/vm1\", \"size\": 4096}", false, NULL },
     { "vm-restore", "{}", false, NULL },
     { "vm-save-discard", "{}", false, NULL },
+    { "snapshot-create", "{\"name\": \"s1\", \"created-at\": 1796352121, \"disks\": []}", false, NULL },
+    { "snapshot-revert", "{\"name\": \"s1\", \"dropped\": [\"s2\"]}", false, NULL },
+    { "snapshot-list", "[{\"name\": \"s1\", \"created-at\": 1796352121, \"disks\": [{\"target\": \"sda\"},"
+      " {\"target\": \"sdb\"}]}]", false, NULL },
     { "vm-qmp", "{\"status\": \"running\", \"singlestep\": false, \"running\": true}", false, NULL },
     { "disk-attach", "{\"target\": \"sdb\", \"device\": \"disk-sdb\", \"bus\": \"virtio-blk\", \"slot\": 0}",
       false, NULL },
@@ -1299,6 +1303,28 @@ static void test_save_sends_an_absolute_file_and_restore_its_timeout(void **stat
     result_free(&r);
 }
 
+static void test_snapshot_verbs_send_the_snapshot_and_say_what_was_done(void **state)
+{
+    harness *h = *state;
+    run_result r = RUN(h, "snapshot", "vm1", "s1");
+    struct json_object *req = last_request(h, "snapshot-create");
+
+    assert_exit(&r, 0);
+    assert_string_equal(string_member(arguments_of(req), "name"), "vm1");
+    assert_string_equal(string_member(arguments_of(req), "snapshot"), "s1");
+    assert_string_equal(r.out, "vm1: created snapshot s1\n");
+    json_object_put(req);
+    result_free(&r);
+    r = RUN(h, "snapshot-revert", "vm1", "s1");
+    assert_exit(&r, 0);
+    assert_string_equal(r.out, "vm1: reverted to snapshot s1\ndropped with it: s2\n");
+    result_free(&r);
+    r = RUN(h, "snapshots", "vm1");
+    assert_exit(&r, 0);
+    assert_string_equal(r.out, "NAME  CREATED(UTC)         DISKS\ns1    2026-12-04 02:42:01  sda,sdb\n");
+    result_free(&r);
+}
+
 static void test_an_unknown_command_reply_exits_1(void **state)
 {
     harness *h = *state;
@@ -1345,6 +1371,10 @@ static const char *const usage_errors[][8] = {
     { "save", "vm1", "/x", "--timeout" },
     { "restore" },
     { "save-discard" },
+    { "snapshot", "vm1" },
+    { "snapshot", "vm1", "s1", "s2" },
+    { "snapshot-revert", "vm1" },
+    { "snapshots" },
     { "undefine", "vm1", "--bogus" },
     { "pools", "extra" },
     { "pool-define", "secondary" },
@@ -1955,6 +1985,7 @@ int main(void)
         T(test_version_prints_agent_and_qemu),
         T(test_name_verbs_send_their_command),
         T(test_save_sends_an_absolute_file_and_restore_its_timeout),
+        T(test_snapshot_verbs_send_the_snapshot_and_say_what_was_done),
         T(test_an_unknown_command_reply_exits_1),
         T(test_usage_errors_exit_2_without_connecting),
         T(test_a_request_over_1_MiB_exits_2_without_connecting),

@@ -1,6 +1,7 @@
 /* test_server.c: the control protocol through virtual clients: negotiation,
  * request validation, permissions, replies to any id, events, definitions. */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include "agent/statefile.h"
 #include "agent/vm.h"
 #include "agent/vm_save.h"
+#include "agent/vm_snapshot.h"
 #include "tests/support/agent_fixture.h"
 #include "tests/support/fake_sysfs.h"
 
@@ -677,6 +679,102 @@ static void a_save_interrupted_with_its_qemu_leaves_stopped_or_saved(void **stat
     }
 }
 
+/* ---- snapshots of a stopped VM, without QEMU -------------------------------- */
+
+static const char *snap_call(fx *f, const char *command, const char *snap)
+{
+    char args[256];
+
+    snprintf(args, sizeof(args), "{\"name\": \"sn\", \"snapshot\": \"%s\"}", snap);
+    return vm_error(f, command, args);
+}
+
+/* The pool "default" in the test's directory, as an agent's own would be. */
+static void start_default_pool(fx *f)
+{
+    char args[256];
+
+    snprintf(args, sizeof(args), "{\"definition\": {\"name\": \"default\", \"location\": \"dir://%s/images\"}}",
+             f->dir);
+    assert_string_equal(vm_error(f, "pool-define", args), "");
+    assert_string_equal(vm_error(f, "pool-start", "{\"name\": \"default\"}"), "");
+}
+
+static void snapshots_are_recorded_reverted_and_deleted_and_survive_a_reload(void **state)
+{
+    fx *f = *state;
+    char top[PATH_MAX], path[PATH_MAX];
+    vm *v;
+
+    negotiate(f);
+    start_default_pool(f);
+    send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": "
+              "{\"name\": \"sn\", \"disks\": [{\"size\": \"1M\"}, {\"cdrom\": true}]}}}\n");
+    v = vm_find(&f->a, "sn");
+    assert_non_null(v);
+    assert_string_equal(snap_call(f, "snapshot-create", "bad/name"), "InvalidParameter");
+    assert_string_equal(snap_call(f, "snapshot-create", ""), "InvalidParameter");
+    assert_string_equal(snap_call(f, "snapshot-revert", "s1"), "NotFound");
+    assert_string_equal(snap_call(f, "snapshot-create", "s1"), "");
+    assert_string_equal(snap_call(f, "snapshot-create", "s1"), "Exists");
+    /* The writable disk moved to its overlay; the cdrom was left alone. */
+    assert_string_equal(v->def.disks[0].volume, "sn.sda.s1.qcow2");
+    assert_false(v->def.disks[1].volume[0]);
+    assert_string_equal(snap_call(f, "snapshot-create", "s2"), "");
+    snprintf(top, sizeof(top), "%s/images/sn.sda.s2.qcow2", f->dir);
+    assert_int_equal(access(top, F_OK), 0);
+
+    /* Revert to s1: s2 and what was written after s1 go. */
+    assert_string_equal(snap_call(f, "snapshot-revert", "s1"), "");
+    assert_int_equal(access(top, F_OK), -1);
+    snprintf(path, sizeof(path), "%s/images/sn.sda.s1.qcow2", f->dir);
+    assert_int_equal(access(path, F_OK), -1);   /* replaced by a fresh overlay */
+    assert_non_null(strstr(v->def.disks[0].volume, "sn.sda.s1."));
+    struct json_object *list = vm_snapshot_list(v);
+    assert_int_equal(json_object_array_length(list), 1);
+    json_object_put(list);
+
+    /* The record is read back as written. */
+    json_object_put(v->snapshots);
+    v->snapshots = NULL;
+    vm_snapshot_load(v);
+    list = vm_snapshot_list(v);
+    assert_int_equal(json_object_array_length(list), 1);
+    json_object_put(list);
+
+    /* Deleting s1 merges the original image into the overlay, which stays the disk. */
+    snprintf(path, sizeof(path), "%s/images/sn.sda.qcow2", f->dir);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_string_equal(snap_call(f, "snapshot-delete", "s1"), "");
+    assert_int_equal(access(path, F_OK), -1);
+    list = vm_snapshot_list(v);
+    assert_int_equal(json_object_array_length(list), 0);
+    json_object_put(list);
+    assert_string_equal(snap_call(f, "snapshot-delete", "s1"), "NotFound");
+}
+
+static void undefine_purge_deletes_the_snapshots_images_too(void **state)
+{
+    fx *f = *state;
+    char cmd[512];
+    struct json_object *r;
+
+    negotiate(f);
+    start_default_pool(f);
+    send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": "
+              "{\"name\": \"sn\", \"disks\": [{\"size\": \"1M\"}, {\"size\": \"1M\"}]}}}\n");
+    assert_string_equal(snap_call(f, "snapshot-create", "s1"), "");
+    assert_string_equal(snap_call(f, "snapshot-create", "s2"), "");
+    r = send_line(f, f->admin, &f->admin_out,
+                  "{\"execute\": \"vm-undefine\", \"arguments\": {\"name\": \"sn\", \"purge\": true}}\n");
+    assert_int_equal(json_object_array_length(json_object_object_get(json_object_object_get(r, "return"),
+                                                                     "deleted")), 6);
+    assert_int_equal(json_object_array_length(json_object_object_get(json_object_object_get(r, "return"),
+                                                                     "kept")), 0);
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s/images)\" && test ! -e %s/vms/sn.snapshots", f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -701,6 +799,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_damaged_saved_record_refuses_the_restore_but_can_be_discarded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_save_interrupted_with_its_qemu_leaves_stopped_or_saved, setup, teardown),
+        cmocka_unit_test_setup_teardown(snapshots_are_recorded_reverted_and_deleted_and_survive_a_reload, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(undefine_purge_deletes_the_snapshots_images_too, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,728 @@
+/* vm_snapshot.c: snapshot-create, snapshot-revert, snapshot-delete and the
+ * snapshot record of a stopped VM.
+ *
+ * Order, so that a crash at any instant leaves every disk readable and the
+ * definition pointing at a whole chain: image files are made (each by the
+ * image layer: whole or not at all), then the definition is saved, then the
+ * record, and only then are files that nothing uses any more removed. A
+ * crash before the definition leaves unused new files; after it, a record
+ * one step behind, naming files that still exist.
+ *
+ * The image work runs on the thread pool; the VM's job slot keeps it from
+ * starting (or being changed) meanwhile. */
+#include "vm_snapshot.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <uv.h>
+
+#include "agent.h"
+#include "log.h"
+#include "statefile.h"
+#include "storage/storage.h"
+#include "vm_disks.h"
+#include "vm_internal.h"
+#include "work.h"
+
+#define SNAPSHOTS_MAX_BYTES (1024 * 1024)
+#define SNAPSHOTS_MAX 64
+
+typedef enum snap_kind { OP_CREATE, OP_REVERT, OP_DELETE } snap_kind;
+
+typedef struct snap_disk {
+    size_t index;                 /* in the definition */
+    char target[VM_TARGET_MAX + 1];
+    char state[PATH_MAX];         /* the image the snapshot froze */
+    char overlay[PATH_MAX];       /* the image written on top of it */
+    char fresh[PATH_MAX];         /* revert: the new empty overlay */
+    img_format state_format;
+} snap_disk;
+
+typedef struct snap_op {
+    vm *v;
+    snap_kind kind;
+    char name[VM_SNAPSHOT_NAME_MAX + 1];
+    vm_disk_files *files;         /* the pools' roots */
+    size_t n;
+    snap_disk disks[VM_DISKS_MAX];
+    char (*drop)[PATH_MAX];       /* removed once everything is recorded */
+    size_t ndrop;
+    struct json_object *next;     /* the record after the operation */
+    struct json_object *ret;
+    vm_def old;                   /* the definition before, put back on failure */
+    bool def_changed;
+    int status;
+    char err[1024];
+} snap_op;
+
+/* ---- the record ------------------------------------------------------------- */
+
+static struct json_object *snapshots_of(const vm *v)
+{
+    struct json_object *arr;
+
+    return v->snapshots && json_object_object_get_ex(v->snapshots, "snapshots", &arr) &&
+                   json_object_is_type(arr, json_type_array)
+               ? arr : NULL;
+}
+
+static const char *str_of(struct json_object *o, const char *key)
+{
+    struct json_object *m;
+
+    return json_object_object_get_ex(o, key, &m) && json_object_is_type(m, json_type_string)
+               ? json_object_get_string(m) : NULL;
+}
+
+void vm_snapshot_load(vm *v)
+{
+    char *text;
+    struct json_object *o;
+
+    if (statefile_read(v->snapshots_path, SNAPSHOTS_MAX_BYTES, &text, NULL) < 0)
+        return;
+    o = json_tokener_parse(text);
+    free(text);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        log_err("vm %s: %s is unreadable; its snapshots are not listed (the disks are untouched)",
+                v->def.name, v->snapshots_path);
+        json_object_put(o);
+        return;
+    }
+    v->snapshots = o;
+}
+
+struct json_object *vm_snapshot_list(const vm *v)
+{
+    struct json_object *arr = snapshots_of(v), *copy = NULL;
+
+    if (!arr || json_object_deep_copy(arr, &copy, NULL) < 0)
+        return json_object_new_array();
+    return copy;
+}
+
+size_t vm_snapshot_states(const vm *v, char (*out)[PATH_MAX], size_t max)
+{
+    struct json_object *arr = snapshots_of(v);
+    size_t n = 0;
+
+    for (size_t i = arr ? json_object_array_length(arr) : 0; i-- > 0;) {
+        struct json_object *disks = json_object_object_get(json_object_array_get_idx(arr, i), "disks");
+        for (size_t k = 0; disks && k < json_object_array_length(disks); k++) {
+            const char *state = str_of(json_object_array_get_idx(disks, k), "state");
+            if (!state)
+                continue;
+            if (out && n < max)
+                snprintf(out[n], PATH_MAX, "%s", state);
+            n++;
+        }
+    }
+    return n;
+}
+
+static ssize_t find_snapshot(struct json_object *arr, const char *name)
+{
+    for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+        const char *n = str_of(json_object_array_get_idx(arr, i), "name");
+        if (n && !strcmp(n, name))
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+/* ---- the operation ---------------------------------------------------------- */
+
+static void op_free(snap_op *op)
+{
+    if (op->def_changed)
+        vmdef_free(&op->old);
+    vm_disk_files_free(op->files);
+    json_object_put(op->next);
+    json_object_put(op->ret);
+    free(op->drop);
+    free(op);
+}
+
+static void remove_work(void *arg)
+{
+    snap_op *op = arg;
+
+    for (size_t i = 0; i < op->ndrop; i++)
+        if (unlink(op->drop[i]) < 0 && errno != ENOENT)
+            log_warn("removing %s: %s", op->drop[i], strerror(errno));
+}
+
+static void remove_done(void *arg)
+{
+    snap_op *op = arg;
+
+    op->v->pending_io--;
+    op_free(op);
+}
+
+/* Files are removed off the loop; then op goes. */
+static void remove_and_free(snap_op *op)
+{
+    if (op->ndrop == 0) {
+        op_free(op);
+        return;
+    }
+    op->v->pending_io++;
+    if (agent_work(op->v->agent->loop, remove_work, remove_done, op) < 0) {
+        op->v->pending_io--;
+        log_warn("vm %s: %zu unused image files stay", op->v->def.name, op->ndrop);
+        op_free(op);
+    }
+}
+
+/* On failure: the files this operation made go, nothing else. */
+static void fail(snap_op *op, const char *err_class, const char *desc)
+{
+    vm *v = op->v;
+
+    if (op->def_changed) {
+        vmdef_free(&v->def);
+        v->def = op->old;
+        op->def_changed = false;
+    }
+    op->ndrop = 0;
+    if ((op->drop = realloc(op->drop, sizeof(*op->drop) * (op->n ? op->n : 1)))) {
+        for (size_t i = 0; i < op->n; i++)
+            if (op->kind != OP_DELETE)
+                snprintf(op->drop[op->ndrop++], PATH_MAX, "%s",
+                         op->kind == OP_CREATE ? op->disks[i].overlay : op->disks[i].fresh);
+    }
+    vm_job_finish_error(v, err_class, "%s", desc);
+    remove_and_free(op);
+}
+
+static void on_record_saved(int status, void *opaque)
+{
+    snap_op *op = opaque;
+    vm *v = op->v;
+    struct json_object *ret = op->ret;
+
+    if (status < 0)
+        log_err("vm %s: writing %s: %s; the snapshot list is behind the disks", v->def.name,
+                v->snapshots_path, strerror(-status));
+    op->ret = NULL;
+    vm_job_finish_ok(v, ret);
+    remove_and_free(op);
+}
+
+static void save_record(snap_op *op)
+{
+    vm *v = op->v;
+    struct json_object *rec = json_object_new_object();
+    const char *text;
+    size_t len;
+
+    json_object_object_add(rec, "snapshots", op->next);
+    op->next = NULL;
+    json_object_put(v->snapshots);
+    v->snapshots = rec;
+    text = json_object_to_json_string_length(rec, JSON_C_TO_STRING_PRETTY, &len);
+    if (statefile_writer_put(v->snapshots_file, text, len, on_record_saved, op) < 0)
+        on_record_saved(-ENOMEM, op);
+}
+
+static void on_definition_saved(vm *v, const vm_result *res, void *opaque)
+{
+    snap_op *op = opaque;
+
+    if (res->status < 0) {
+        fail(op, "GenericError", res->err_desc);
+        return;
+    }
+    vmdef_free(&op->old);
+    op->def_changed = false;
+    save_record(op);
+}
+
+/* Disk i of the definition now names path (in the same directory as before). */
+static int point_disk_at(vm_disk *d, const char *path)
+{
+    char copy[PATH_MAX];
+    const char *base;
+
+    snprintf(copy, sizeof(copy), "%s", path);
+    base = basename(copy);
+    if (d->pool[0]) {
+        if (strlen(base) > VM_VOLUME_MAX)
+            return -ENAMETOOLONG;
+        snprintf(d->volume, sizeof(d->volume), "%s", base);
+    } else {
+        char *p = strdup(path);
+        if (!p)
+            return -ENOMEM;
+        free(d->path);
+        d->path = p;
+    }
+    d->format = VM_DISK_QCOW2;
+    return 0;
+}
+
+/* The definition's disks move to their new tops, and are saved. */
+static void repoint_and_save(snap_op *op)
+{
+    vm *v = op->v;
+    char desc[256];
+
+    if (vmdef_copy(&v->def, &op->old) < 0) {
+        fail(op, "GenericError", "out of memory");
+        return;
+    }
+    op->def_changed = true;
+    for (size_t i = 0; i < op->n; i++) {
+        snap_disk *d = &op->disks[i];
+        if (point_disk_at(&v->def.disks[d->index], op->kind == OP_CREATE ? d->overlay : d->fresh) < 0) {
+            snprintf(desc, sizeof(desc), "disks[%zu]: the new image's name is too long for a volume", d->index);
+            fail(op, "GenericError", desc);
+            return;
+        }
+    }
+    if (vm_save_definition(v, on_definition_saved, op) < 0)
+        fail(op, "GenericError", "saving the definition: out of memory");
+}
+
+static void after_images(void *arg)
+{
+    snap_op *op = arg;
+
+    op->v->pending_io--;
+    if (op->status < 0) {
+        fail(op, op->status == -EEXIST ? "Exists" : "GenericError", op->err);
+        return;
+    }
+    if (op->kind == OP_DELETE)
+        save_record(op);   /* the definition's tops did not move */
+    else
+        repoint_and_save(op);
+}
+
+static void run_images(snap_op *op, agent_work_fn *work)
+{
+    op->v->pending_io++;
+    if (agent_work(op->v->agent->loop, work, after_images, op) < 0) {
+        op->v->pending_io--;
+        fail(op, "GenericError", "queueing the image work: out of memory");
+    }
+}
+
+/* ---- image work (thread pool) -------------------------------------------------- */
+
+static const char *file_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+
+    return s ? s + 1 : path;
+}
+
+/* New empty overlays at each disk's path (overlay, or fresh for a revert)
+ * over its state; all or none. */
+static void overlays_work(void *arg)
+{
+    snap_op *op = arg;
+    size_t made = 0;
+
+    for (; made < op->n; made++) {
+        snap_disk *d = &op->disks[made];
+        const char *at = op->kind == OP_CREATE ? d->overlay : d->fresh;
+        struct stat st;
+        char e[512];
+        if (stat(d->state, &st) < 0 || !S_ISREG(st.st_mode)) {
+            op->status = -EINVAL;
+            snprintf(op->err, sizeof(op->err), "disks[%zu]: %s is not a file: external snapshots need one",
+                     d->index, d->state);
+            break;
+        }
+        /* Side by side, so the backing name is relative and the pool can move. */
+        if ((op->status = img_overlay(at, file_name(d->state), d->state_format,
+                                      (const char *const *)op->files->roots, e, sizeof(e))) < 0) {
+            snprintf(op->err, sizeof(op->err), "disks[%zu]: %s: %s", d->index, at, e);
+            break;
+        }
+    }
+    if (op->status < 0)
+        while (made-- > 0)
+            unlink(op->kind == OP_CREATE ? op->disks[made].overlay : op->disks[made].fresh);
+}
+
+/* The snapshot's overlay takes its state's content (rebased onto the
+ * state's own backing, or made whole when it has none): the state is then
+ * used by nothing. Each step is atomic and keeps the guest's content. */
+static int merge_down(snap_op *op, snap_disk *d)
+{
+    const char *const *roots = (const char *const *)op->files->roots;
+    img_open_options o = { .roots = roots };
+    img_layer_info top, below;
+    char e[512], real_state[PATH_MAX];
+    img *chain;
+    int r;
+
+    if ((r = img_open(d->overlay, IMG_FORMAT_QCOW2, &o, &chain, e, sizeof(e))) < 0) {
+        snprintf(op->err, sizeof(op->err), "disks[%zu]: %s: %s", d->index, d->overlay, e);
+        return r;
+    }
+    r = img_depth(chain) > 1 ? img_layer_info_get(chain, 1, &top) : -ENOENT;
+    if (r == 0 && img_depth(chain) > 2)
+        r = img_layer_info_get(chain, 2, &below);
+    img_close(chain);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    if (r == -ENOENT || !realpath(d->state, real_state) || strcmp(top.path, real_state)) {
+        snprintf(op->err, sizeof(op->err), "disks[%zu]: %s is no longer backed by %s; the chain changed",
+                 d->index, d->overlay, d->state);
+        return -ESTALE;
+    }
+    if (top.has_backing) {
+        bool side_by_side = !strncmp(below.path, d->overlay, (size_t)(file_name(d->overlay) - d->overlay)) &&
+                            strchr(below.path + (file_name(d->overlay) - d->overlay), '/') == NULL;
+        r = img_rebase(d->overlay, side_by_side ? file_name(below.path) : below.path, below.format, roots, e,
+                       sizeof(e));
+    } else {
+        img_copy_options c = { .format = IMG_FORMAT_QCOW2, .replace = true, .roots = roots };
+        r = img_copy_run(d->overlay, IMG_FORMAT_QCOW2, d->overlay, &c, NULL, e, sizeof(e));
+    }
+    if (r < 0)
+        snprintf(op->err, sizeof(op->err), "disks[%zu]: merging %s into %s: %s", d->index, d->state,
+                 d->overlay, e);
+    return r;
+}
+
+static void delete_work(void *arg)
+{
+    snap_op *op = arg;
+
+    for (size_t i = 0; i < op->n && op->status == 0; i++)
+        op->status = merge_down(op, &op->disks[i]);
+}
+
+/* ---- the commands ------------------------------------------------------------- */
+
+static bool name_ok(const char *name, vm_result *res)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > VM_SNAPSHOT_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                          "0123456789_-") != n) {
+        vm_refuse(res, "InvalidParameter", "snapshot: 1 to %d letters, digits, '_' or '-'", VM_SNAPSHOT_NAME_MAX);
+        return false;
+    }
+    return true;
+}
+
+static bool stopped(vm *v, vm_result *res)
+{
+    if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
+        vm_refuse(res, "InvalidState", "%s is %s: snapshots are taken, reverted and deleted on a stopped VM "
+                  "(live snapshots are not implemented yet)", v->def.name, vm_state_name(v));
+        return false;
+    }
+    return true;
+}
+
+static snap_op *op_new(vm *v, snap_kind kind, const char *name, vm_result *res)
+{
+    snap_op *op = calloc(1, sizeof(*op));
+    char err[512] = "";
+
+    if (!op || !(op->files = calloc(1, sizeof(*op->files)))) {
+        free(op);
+        vm_refuse(res, "GenericError", "out of memory");
+        return NULL;
+    }
+    op->v = v;
+    op->kind = kind;
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    if (vm_disks_locate(v->agent, &v->def, op->files, err, sizeof(err)) < 0) {
+        vm_refuse(res, "InvalidState", "%s", err);
+        op_free(op);
+        return NULL;
+    }
+    return op;
+}
+
+static struct json_object *disk_json(const snap_disk *d)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "target", json_object_new_string(d->target));
+    json_object_object_add(o, "state", json_object_new_string(d->state));
+    json_object_object_add(o, "state-format", json_object_new_string(img_format_name(d->state_format)));
+    json_object_object_add(o, "overlay", json_object_new_string(d->overlay));
+    return o;
+}
+
+static struct json_object *entry_json(snap_op *op)
+{
+    struct json_object *e = json_object_new_object(), *disks = json_object_new_array();
+
+    json_object_object_add(e, "name", json_object_new_string(op->name));
+    json_object_object_add(e, "created-at", json_object_new_int64((int64_t)time(NULL)));
+    for (size_t i = 0; i < op->n; i++)
+        json_object_array_add(disks, disk_json(&op->disks[i]));
+    json_object_object_add(e, "disks", disks);
+    return e;
+}
+
+static struct json_object *list_copy(const vm *v)
+{
+    return vm_snapshot_list(v);
+}
+
+static int start(snap_op *op, vm_done_cb cb, void *opaque, vm_result *res, agent_work_fn *work)
+{
+    vm_job_kind kind = VM_JOB_SNAPSHOT;
+
+    if (!vm_job_begin(op->v, kind, cb, opaque, res)) {
+        op_free(op);
+        return -1;
+    }
+    run_images(op, work);
+    return 0;
+}
+
+int vm_snapshot_create(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_result *res)
+{
+    struct json_object *arr = snapshots_of(v);
+    snap_op *op;
+
+    if (!name_ok(name, res) || !stopped(v, res))
+        return -1;
+    if (find_snapshot(arr, name) >= 0) {
+        vm_refuse(res, "Exists", "snapshot: %s has a snapshot named %s", v->def.name, name);
+        return -1;
+    }
+    if (arr && json_object_array_length(arr) >= SNAPSHOTS_MAX) {
+        vm_refuse(res, "LimitReached", "snapshot: %s has %d snapshots, the most a chain may carry",
+                  v->def.name, SNAPSHOTS_MAX);
+        return -1;
+    }
+    if (!(op = op_new(v, OP_CREATE, name, res)))
+        return -1;
+    for (size_t i = 0; i < v->def.ndisks; i++) {
+        const vm_disk *d = &v->def.disks[i];
+        snap_disk *s = &op->disks[op->n];
+        if (d->cdrom || d->readonly || !op->files->source[i][0])
+            continue;   /* never written: nothing to freeze */
+        s->index = i;
+        snprintf(s->target, sizeof(s->target), "%s", d->target);
+        snprintf(s->state, sizeof(s->state), "%s", op->files->source[i]);
+        s->state_format = d->format == VM_DISK_RAW ? IMG_FORMAT_RAW : IMG_FORMAT_QCOW2;
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", s->state);
+        if (snprintf(s->overlay, sizeof(s->overlay), "%s/%s.%s.%s.qcow2", dirname(dir), v->def.name, d->target,
+                     name) >= (int)sizeof(s->overlay)) {
+            vm_refuse(res, "InvalidParameter", "snapshot: the overlay's path for disks[%zu] is too long", i);
+            op_free(op);
+            return -1;
+        }
+        op->n++;
+    }
+    if (op->n == 0) {
+        vm_refuse(res, "InvalidState", "%s has no writable disk to snapshot", v->def.name);
+        op_free(op);
+        return -1;
+    }
+    op->next = list_copy(v);
+    op->ret = entry_json(op);
+    json_object_array_add(op->next, json_object_get(op->ret));
+    return start(op, cb, opaque, res, overlays_work);
+}
+
+/* The latest snapshot's overlay for target: what the disk's top must be. */
+static const char *latest_overlay(struct json_object *arr, const char *target)
+{
+    const char *top = NULL;
+
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        struct json_object *disks = json_object_object_get(json_object_array_get_idx(arr, i), "disks");
+        for (size_t k = 0; disks && k < json_object_array_length(disks); k++) {
+            struct json_object *d = json_object_array_get_idx(disks, k);
+            const char *t = str_of(d, "target");
+            if (t && !strcmp(t, target))
+                top = str_of(d, "overlay");
+        }
+    }
+    return top;
+}
+
+/* The snapshot's disks, each checked against the definition now. */
+static int load_disks(snap_op *op, struct json_object *snap, vm_result *res)
+{
+    vm *v = op->v;
+    struct json_object *disks = json_object_object_get(snap, "disks");
+    struct json_object *arr = snapshots_of(v);
+
+    for (size_t k = 0; disks && k < json_object_array_length(disks) && k < VM_DISKS_MAX; k++) {
+        struct json_object *d = json_object_array_get_idx(disks, k);
+        const char *target = str_of(d, "target"), *state = str_of(d, "state"), *overlay = str_of(d, "overlay");
+        const char *format = str_of(d, "state-format"), *top;
+        snap_disk *s = &op->disks[op->n];
+        size_t i;
+        if (!target || !state || !overlay || !format || img_format_parse(format, &s->state_format) < 0 ||
+            strlen(target) > VM_TARGET_MAX || strlen(state) >= PATH_MAX || strlen(overlay) >= PATH_MAX) {
+            vm_refuse(res, "GenericError", "%s: snapshot %s is damaged in %s", v->def.name, op->name,
+                      v->snapshots_path);
+            return -1;
+        }
+        for (i = 0; i < v->def.ndisks && strcmp(v->def.disks[i].target, target); i++)
+            ;
+        if (i == v->def.ndisks) {
+            vm_refuse(res, "InvalidState", "snapshot: its disk %s is no longer in %s", target, v->def.name);
+            return -1;
+        }
+        top = latest_overlay(arr, target);
+        if (!top || strcmp(top, op->files->source[i])) {
+            vm_refuse(res, "InvalidState", "disks[%zu]: %s is the disk now, not %s where the snapshots end",
+                      i, op->files->source[i], top ? top : "?");
+            return -1;
+        }
+        s->index = i;
+        snprintf(s->target, sizeof(s->target), "%s", target);
+        snprintf(s->state, sizeof(s->state), "%s", state);
+        snprintf(s->overlay, sizeof(s->overlay), "%s", overlay);
+        op->n++;
+    }
+    return 0;
+}
+
+/* Every snapshot's overlays from index k on, for removal. */
+static int collect_from(snap_op *op, struct json_object *arr, size_t k)
+{
+    size_t total = 0;
+
+    for (size_t i = k; i < json_object_array_length(arr); i++)
+        total += json_object_array_length(json_object_object_get(json_object_array_get_idx(arr, i), "disks"));
+    if (!(op->drop = calloc(total ? total : 1, sizeof(*op->drop))))
+        return -ENOMEM;
+    for (size_t i = k; i < json_object_array_length(arr); i++) {
+        struct json_object *disks = json_object_object_get(json_object_array_get_idx(arr, i), "disks");
+        for (size_t j = 0; j < json_object_array_length(disks); j++) {
+            const char *o = str_of(json_object_array_get_idx(disks, j), "overlay");
+            if (o)
+                snprintf(op->drop[op->ndrop++], PATH_MAX, "%s", o);
+        }
+    }
+    return 0;
+}
+
+static snap_op *op_for(vm *v, snap_kind kind, const char *name, ssize_t *k, vm_result *res)
+{
+    struct json_object *arr = snapshots_of(v);
+    snap_op *op;
+
+    if (!name_ok(name, res) || !stopped(v, res))
+        return NULL;
+    if ((*k = find_snapshot(arr, name)) < 0) {
+        vm_refuse(res, "NotFound", "snapshot: %s has no snapshot named %s", v->def.name, name);
+        return NULL;
+    }
+    if (!(op = op_new(v, kind, name, res)))
+        return NULL;
+    if (load_disks(op, json_object_array_get_idx(arr, (size_t)*k), res) < 0) {
+        op_free(op);
+        return NULL;
+    }
+    return op;
+}
+
+int vm_snapshot_revert(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_result *res)
+{
+    struct json_object *arr = snapshots_of(v), *dropped;
+    ssize_t k;
+    snap_op *op = op_for(v, OP_REVERT, name, &k, res);
+    struct timespec now;
+    long long ms;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;   /* a name never used before */
+
+    if (!op)
+        return -1;
+    for (size_t i = 0; i < op->n; i++) {
+        snap_disk *d = &op->disks[i];
+        char dir[PATH_MAX], target[VM_TARGET_MAX + 1], fresh[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", d->state);
+        snprintf(target, sizeof(target), "%s", d->target);
+        int len = snprintf(fresh, sizeof(fresh), "%s/%s.%s.%s.%lld.qcow2", dirname(dir), v->def.name, target,
+                           name, ms);
+        memcpy(d->fresh, fresh, sizeof(fresh));
+        if (len >= (int)sizeof(fresh)) {
+            vm_refuse(res, "InvalidParameter", "snapshot: the new overlay's path for disks[%zu] is too long",
+                      d->index);
+            op_free(op);
+            return -1;
+        }
+    }
+    if (collect_from(op, arr, (size_t)k) < 0) {
+        vm_refuse(res, "GenericError", "out of memory");
+        op_free(op);
+        return -1;
+    }
+    /* What comes after the snapshot was built on what is dropped: it goes too. */
+    op->next = json_object_new_array();
+    dropped = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        struct json_object *e = json_object_array_get_idx(arr, i), *copy = NULL;
+        if (i > (size_t)k) {
+            json_object_array_add(dropped, json_object_new_string(str_of(e, "name") ?: ""));
+            continue;
+        }
+        json_object_deep_copy(e, &copy, NULL);
+        json_object_array_add(op->next, copy);
+    }
+    struct json_object *disks = json_object_object_get(json_object_array_get_idx(op->next, (size_t)k), "disks");
+    for (size_t i = 0; i < op->n && disks; i++)
+        json_object_object_add(json_object_array_get_idx(disks, i), "overlay",
+                               json_object_new_string(op->disks[i].fresh));
+    op->ret = json_object_new_object();
+    json_object_object_add(op->ret, "name", json_object_new_string(name));
+    json_object_object_add(op->ret, "dropped", dropped);
+    return start(op, cb, opaque, res, overlays_work);
+}
+
+int vm_snapshot_delete(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_result *res)
+{
+    struct json_object *arr = snapshots_of(v);
+    ssize_t k;
+    snap_op *op = op_for(v, OP_DELETE, name, &k, res);
+
+    if (!op)
+        return -1;
+    if (!(op->drop = calloc(op->n ? op->n : 1, sizeof(*op->drop)))) {
+        vm_refuse(res, "GenericError", "out of memory");
+        op_free(op);
+        return -1;
+    }
+    for (size_t i = 0; i < op->n; i++)
+        snprintf(op->drop[op->ndrop++], PATH_MAX, "%s", op->disks[i].state);
+    /* The snapshot before, whose overlay was this one's state, now ends at
+     * this one's overlay: the state is merged into it. */
+    op->next = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        struct json_object *copy = NULL, *disks;
+        if (i == (size_t)k)
+            continue;
+        json_object_deep_copy(json_object_array_get_idx(arr, i), &copy, NULL);
+        disks = json_object_object_get(copy, "disks");
+        for (size_t j = 0; i < (size_t)k && disks && j < json_object_array_length(disks); j++) {
+            struct json_object *d = json_object_array_get_idx(disks, j);
+            for (size_t m = 0; m < op->n; m++)
+                if (str_of(d, "overlay") && !strcmp(str_of(d, "overlay"), op->disks[m].state))
+                    json_object_object_add(d, "overlay", json_object_new_string(op->disks[m].overlay));
+        }
+        json_object_array_add(op->next, copy);
+    }
+    op->ret = json_object_new_object();
+    return start(op, cb, opaque, res, delete_work);
+}
