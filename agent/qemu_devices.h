@@ -33,6 +33,13 @@ struct json_object *qemu_disk_file_node(const vm_disk *d, const qemu_disk_node *
 struct json_object *qemu_disk_format_node(const vm_disk *d, const qemu_disk_chain *c, size_t k);
 /* "drive-sda", "drive-sda-1" (k > 0: backing nodes), "file-sda", ... */
 void qemu_disk_node_name(char *out, size_t len, const char *kind, const vm_disk *d, size_t k);
+/* Live snapshots' overlays of one disk are numbered 1 to this, less one. */
+#define QEMU_SNAPSHOT_NODES_MAX 65
+/* A live snapshot's overlay n of disk d, at path: "file-T-sN" and
+ * "drive-T-sN" (qcow2, no backing: blockdev-snapshot gives it one). */
+void qemu_disk_snapshot_node_name(char *out, size_t len, const char *kind, const vm_disk *d, unsigned n);
+struct json_object *qemu_disk_snapshot_file_node(const vm_disk *d, const char *path, unsigned n);
+struct json_object *qemu_disk_snapshot_format_node(const vm_disk *d, unsigned n);
 /* The lowest scsi-id on scsi0 that no disk of def, started as def says,
  * holds; -1 when none is free. */
 int qemu_disk_free_scsi_id(const vm_def *def);

@@ -165,6 +165,36 @@ struct json_object *qemu_disk_format_node(const vm_disk *d, const qemu_disk_chai
     return o;
 }
 
+void qemu_disk_snapshot_node_name(char *out, size_t len, const char *kind, const vm_disk *d, unsigned n)
+{
+    snprintf(out, len, "%s-%s-s%u", kind, d->target, n);
+}
+
+/* The options of a chain's top node, under the overlay's own names. */
+struct json_object *qemu_disk_snapshot_file_node(const vm_disk *d, const char *path, unsigned n)
+{
+    qemu_disk_node node = { .path = path, .format = "qcow2" };
+    struct json_object *o = qemu_disk_file_node(d, &node, 0);
+    char name[48];
+
+    qemu_disk_snapshot_node_name(name, sizeof(name), "file", d, n);
+    json_object_object_add(o, "node-name", json_object_new_string(name));
+    return o;
+}
+
+struct json_object *qemu_disk_snapshot_format_node(const vm_disk *d, unsigned n)
+{
+    qemu_disk_chain c = { .depth = 1, .nodes = { { .format = "qcow2" } } };
+    struct json_object *o = qemu_disk_format_node(d, &c, 0);
+    char name[48];
+
+    qemu_disk_snapshot_node_name(name, sizeof(name), "drive", d, n);
+    json_object_object_add(o, "node-name", json_object_new_string(name));
+    qemu_disk_snapshot_node_name(name, sizeof(name), "file", d, n);
+    json_object_object_add(o, "file", json_object_new_string(name));
+    return o;
+}
+
 static void push_chain(argv_buf *b, const vm_disk *d, const qemu_disk_chain *c)
 {
     for (size_t k = c->depth; k-- > 0;) {

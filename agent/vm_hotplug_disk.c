@@ -242,7 +242,9 @@ typedef struct disk_detach {
     char id[16];
 } disk_detach;
 
-/* Node names of disk target: "drive-T", "file-T", "drive-T-N", "file-T-N". */
+/* Node names of disk target: "drive-T", "file-T", "drive-T-N", "file-T-N";
+ * a live snapshot's overlays "drive-T-sN", "file-T-sN" (their N: above
+ * the chain, the latest on top) come back as -1 - N. */
 static int node_depth(const char *node, const char *target)
 {
     const char *rest;
@@ -262,6 +264,10 @@ static int node_depth(const char *node, const char *target)
         return 0;
     if (*rest != '-')
         return -1;
+    if (rest[1] == 's') {
+        k = strtol(rest + 2, &end, 10);
+        return *end || k <= 0 || k >= QEMU_SNAPSHOT_NODES_MAX ? -1 : -1 - (int)k;
+    }
     k = strtol(rest + 1, &end, 10);
     return *end || k <= 0 || k >= QEMU_CHAIN_MAX ? -1 : (int)k;
 }
@@ -283,7 +289,7 @@ static void on_nodes_deleted(vm *v, int status, const char *err_class, const cha
 static void delete_nodes(disk_detach *d, struct json_object *nodes)
 {
     vm_qmpseq *s = vm_qmpseq_new(d->job.v);
-    bool present[QEMU_CHAIN_MAX][2] = { { false } };
+    bool present[QEMU_CHAIN_MAX][2] = { { false } }, snap[QEMU_SNAPSHOT_NODES_MAX][2] = { { false } };
     vm_disk named = { .slot = -1 };
 
     snprintf(named.target, sizeof(named.target), "%s", d->target);
@@ -291,10 +297,22 @@ static void delete_nodes(disk_detach *d, struct json_object *nodes)
         struct json_object *n = json_object_array_get_idx(nodes, i), *name;
         const char *text;
         int k;
-        if (json_object_object_get_ex(n, "node-name", &name) && (text = json_object_get_string(name)) &&
-            (k = node_depth(text, d->target)) >= 0)
+        if (!json_object_object_get_ex(n, "node-name", &name) || !(text = json_object_get_string(name)))
+            continue;
+        if ((k = node_depth(text, d->target)) >= 0)
             present[k][text[0] == 'f'] = true;
+        else if (k < -1)
+            snap[-1 - k][text[0] == 'f'] = true;
     }
+    for (size_t k = QEMU_SNAPSHOT_NODES_MAX; s && k-- > 1;)
+        for (int f = 0; f < 2; f++)
+            if (snap[k][f]) {
+                struct json_object *o = json_object_new_object();
+                char name[48];
+                qemu_disk_snapshot_node_name(name, sizeof(name), f ? "file" : "drive", &named, (unsigned)k);
+                json_object_object_add(o, "node-name", json_object_new_string(name));
+                vm_qmpseq_add_tolerant(s, "blockdev-del", o);
+            }
     for (size_t k = 0; s && k < QEMU_CHAIN_MAX; k++)
         for (int f = 0; f < 2; f++)
             if (present[k][f]) {

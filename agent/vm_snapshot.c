@@ -28,7 +28,9 @@
 #include "log.h"
 #include "statefile.h"
 #include "storage/storage.h"
+#include "qemu_devices.h"
 #include "vm_disks.h"
+#include "vm_qmpseq.h"
 #include "vm_internal.h"
 #include "work.h"
 
@@ -49,6 +51,7 @@ typedef struct snap_disk {
 typedef struct snap_op {
     vm *v;
     snap_kind kind;
+    bool live;                    /* create on a running VM: QEMU switches to the overlays */
     char name[VM_SNAPSHOT_NAME_MAX + 1];
     vm_disk_files *files;         /* the pools' roots */
     size_t n;
@@ -234,6 +237,8 @@ static void save_record(snap_op *op)
         on_record_saved(-ENOMEM, op);
 }
 
+static void live_switch(snap_op *op);
+
 static void on_definition_saved(vm *v, const vm_result *res, void *opaque)
 {
     snap_op *op = opaque;
@@ -242,9 +247,118 @@ static void on_definition_saved(vm *v, const vm_result *res, void *opaque)
         fail(op, "GenericError", res->err_desc);
         return;
     }
+    if (op->live) {
+        live_switch(op);   /* the old definition is kept until QEMU switched */
+        return;
+    }
     vmdef_free(&op->old);
     op->def_changed = false;
     save_record(op);
+}
+
+/* ---- a running VM: QEMU moves to the overlays ----------------------------------- */
+
+/* QEMU did not switch: the definition names the old tops again. */
+static void live_failed(snap_op *op, const char *err_class, const char *desc)
+{
+    vm *v = op->v;
+
+    fail(op, err_class, desc);
+    if (vm_save_definition(v, NULL, NULL) < 0)
+        log_err("vm %s: its definition names the snapshot's overlays, which QEMU does not use; "
+                "vm-update it to the disks' images", v->def.name);
+}
+
+static void on_switched(vm *v, int status, const char *err_class, const char *err_desc, void *opaque)
+{
+    snap_op *op = opaque;
+
+    if (status < 0) {
+        live_failed(op, err_class, err_desc);
+        return;
+    }
+    vmdef_free(&op->old);
+    op->def_changed = false;
+    save_record(op);
+}
+
+/* The highest N of target's overlay nodes "drive-T-sN" QEMU has, 0 for none. */
+static unsigned last_overlay_node(struct json_object *nodes, const vm_disk *d)
+{
+    unsigned last = 0;
+    char prefix[48];
+
+    snprintf(prefix, sizeof(prefix), "drive-%s-s", d->target);
+    for (size_t i = 0; nodes && i < json_object_array_length(nodes); i++) {
+        struct json_object *name = json_object_object_get(json_object_array_get_idx(nodes, i), "node-name");
+        const char *text = name ? json_object_get_string(name) : NULL;
+        char *end;
+        unsigned long n;
+        if (!text || strncmp(text, prefix, strlen(prefix)))
+            continue;
+        n = strtoul(text + strlen(prefix), &end, 10);
+        if (!*end && n > last && n < QEMU_SNAPSHOT_NODES_MAX)
+            last = (unsigned)n;
+    }
+    return last;
+}
+
+/* One transaction for every disk, so they all switch at the same instant
+ * or none does; the nodes added are removed again when it fails. */
+static void on_nodes(qmp_client *c, const qmp_reply *r, void *opaque)
+{
+    snap_op *op = opaque;
+    vm *v = op->v;
+    struct json_object *actions = json_object_new_array(), *targs = json_object_new_object();
+    vm_qmpseq *s;
+
+    if (v->job != VM_JOB_SNAPSHOT) {
+        json_object_put(actions);
+        json_object_put(targs);
+        return;
+    }
+    if (r->status < 0 || !(s = vm_qmpseq_new(v))) {
+        json_object_put(actions);
+        json_object_put(targs);
+        live_failed(op, "GenericError", r->status < 0 ? r->err_desc : "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < op->n; i++) {
+        const vm_disk *d = &op->old.disks[op->disks[i].index];
+        unsigned last = last_overlay_node(r->ret, d), next = last + 1;
+        char top[48], node[48], file[48];
+        struct json_object *data = json_object_new_object(), *act = json_object_new_object(), *del;
+        if (last == 0)
+            qemu_disk_node_name(top, sizeof(top), "drive", d, 0);
+        else
+            qemu_disk_snapshot_node_name(top, sizeof(top), "drive", d, last);
+        qemu_disk_snapshot_node_name(node, sizeof(node), "drive", d, next);
+        qemu_disk_snapshot_node_name(file, sizeof(file), "file", d, next);
+        del = json_object_new_object();
+        json_object_object_add(del, "node-name", json_object_new_string(file));
+        vm_qmpseq_add(s, "blockdev-add", qemu_disk_snapshot_file_node(d, op->disks[i].overlay, next), -1,
+                      "blockdev-del", del);
+        del = json_object_new_object();
+        json_object_object_add(del, "node-name", json_object_new_string(node));
+        vm_qmpseq_add(s, "blockdev-add", qemu_disk_snapshot_format_node(d, next), -1, "blockdev-del", del);
+        json_object_object_add(data, "node", json_object_new_string(top));
+        json_object_object_add(data, "overlay", json_object_new_string(node));
+        json_object_object_add(act, "type", json_object_new_string("blockdev-snapshot"));
+        json_object_object_add(act, "data", data);
+        json_object_array_add(actions, act);
+    }
+    json_object_object_add(targs, "actions", actions);
+    vm_qmpseq_add(s, "transaction", targs, -1, NULL, NULL);
+    if (vm_qmpseq_run(s, on_switched, op) < 0) {
+        vm_qmpseq_free(s);
+        live_failed(op, "GenericError", "QMP is not connected");
+    }
+}
+
+static void live_switch(snap_op *op)
+{
+    if (vm_qmp(op->v, "query-named-block-nodes", NULL, on_nodes, op) < 0)
+        live_failed(op, "GenericError", "QMP is not connected");
 }
 
 /* Disk i of the definition now names path (in the same directory as before). */
@@ -423,8 +537,8 @@ static bool name_ok(const char *name, vm_result *res)
 static bool stopped(vm *v, vm_result *res)
 {
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
-        vm_refuse(res, "InvalidState", "%s is %s: snapshots are taken, reverted and deleted on a stopped VM "
-                  "(live snapshots are not implemented yet)", v->def.name, vm_state_name(v));
+        vm_refuse(res, "InvalidState", "%s is %s: snapshots are reverted and deleted on a stopped VM",
+                  v->def.name, vm_state_name(v));
         return false;
     }
     return true;
@@ -491,12 +605,28 @@ static int start(snap_op *op, vm_done_cb cb, void *opaque, vm_result *res, agent
     return 0;
 }
 
+/* Live: a running or paused VM whose QEMU answers. */
+static bool can_snapshot(vm *v, bool *live, vm_result *res)
+{
+    *live = vm_has_process(v) && (v->state == VM_RUNNING || v->state == VM_PAUSED);
+    if (*live && !v->qmp_ready) {
+        vm_refuse(res, "InvalidState", "%s: QMP is not connected", v->def.name);
+        return false;
+    }
+    if (*live || v->state == VM_STOPPED || v->state == VM_CRASHED)
+        return true;
+    vm_refuse(res, "InvalidState", "%s is %s: snapshots are taken of a running, paused or stopped VM",
+              v->def.name, vm_state_name(v));
+    return false;
+}
+
 int vm_snapshot_create(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_result *res)
 {
     struct json_object *arr = snapshots_of(v);
     snap_op *op;
+    bool live;
 
-    if (!name_ok(name, res) || !stopped(v, res))
+    if (!name_ok(name, res) || !can_snapshot(v, &live, res))
         return -1;
     if (find_snapshot(arr, name) >= 0) {
         vm_refuse(res, "Exists", "snapshot: %s has a snapshot named %s", v->def.name, name);
@@ -509,6 +639,7 @@ int vm_snapshot_create(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
     }
     if (!(op = op_new(v, OP_CREATE, name, res)))
         return -1;
+    op->live = live;
     for (size_t i = 0; i < v->def.ndisks; i++) {
         const vm_disk *d = &v->def.disks[i];
         snap_disk *s = &op->disks[op->n];
@@ -535,6 +666,7 @@ int vm_snapshot_create(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
     }
     op->next = list_copy(v);
     op->ret = entry_json(op);
+    json_object_object_add(op->ret, "live", json_object_new_boolean(live));
     json_object_array_add(op->next, json_object_get(op->ret));
     return start(op, cb, opaque, res, overlays_work);
 }

@@ -154,8 +154,9 @@ static const ctl_verb save_verbs[] = {
       "Drops a saved VM's state (and its file): the VM is stopped and boots afresh.\n",
       ctl_parse_name, ctl_print_done, NULL },
     { "snapshot", "snapshot-create", "created", "NAME SNAP",
-      "Takes an external snapshot of a stopped VM (OpenNebula's snap-create): each\n"
-      "writable disk's image is frozen and a new qcow2 overlay put on top of it.\n",
+      "Takes an external snapshot of a VM, running or not (OpenNebula's snap-create):\n"
+      "each writable disk's image is frozen and a new qcow2 overlay put on top of it\n"
+      "(a running QEMU switches to the overlays at once; crash-consistent).\n",
       parse_snapshot, print_snapshot_done, NULL },
     { "snapshots", "snapshot-list", NULL, "NAME",
       "Lists a VM's snapshots, oldest first: NAME CREATED(UTC) DISKS.\n",

@@ -357,7 +357,8 @@ static int check_images(t *x)
 {
     char out[64];
 
-    sh("for f in %s/state/images/*.qcow2; do qemu-img check -q \"$f\" || exit 1; done", x->agent.dir);
+    /* -U: a running QEMU holds the images' locks; check reads them all the same. */
+    sh("for f in %s/state/images/*.qcow2; do qemu-img check -U -q \"$f\" || exit 1; done", x->agent.dir);
     sh_out(out, sizeof(out), "ls %s/state/images/*.qcow2 | wc -l", x->agent.dir);
     return atoi(out);
 }
@@ -378,7 +379,7 @@ static void a_reverted_snapshot_drops_what_the_guest_wrote_and_deletes_merge_dow
 
     boot_guest(x);
     write_and_sum(x, first, sizeof(first));
-    call_fails(x, "snapshot-create", "{\"name\": \"" VM "\", \"snapshot\": \"s1\"}", "InvalidState", "sv is running");
+    call_fails(x, "snapshot-revert", "{\"name\": \"" VM "\", \"snapshot\": \"s1\"}", "InvalidState", "sv is running");
     vm_cmd(x, "vm-destroy", VM);
     call_fails(x, "snapshot-create", "{\"name\": \"" VM "\", \"snapshot\": \"../x\"}", "InvalidParameter", "snapshot: ");
     call_fails(x, "snapshot-revert", "{\"name\": \"" VM "\", \"snapshot\": \"s1\"}", "NotFound", "snapshot: ");
@@ -417,6 +418,34 @@ static void a_reverted_snapshot_drops_what_the_guest_wrote_and_deletes_merge_dow
     assert_disk_sum(x, later);
 }
 
+/* Taken while the guest runs: QEMU moves to the overlays at once, and the
+ * guest's writes after it are what a revert drops. */
+static void a_live_snapshot_keeps_the_guest_running_and_reverts_like_any(void **state)
+{
+    t *x = *state;
+    char first[GUEST_LINE_MAX], later[GUEST_LINE_MAX];
+    struct json_object *reply;
+
+    boot_guest(x);
+    write_and_sum(x, first, sizeof(first));
+    reply = call_ok(x, "snapshot-create", "{\"name\": \"" VM "\", \"snapshot\": \"live\"}");
+    assert_true(json_object_get_boolean(member(agent_return(reply), "live")));
+    json_object_put(reply);
+    assert_runs_once(x, "running");
+    assert_int_equal(check_images(x), 2);
+    write_and_sum(x, later, sizeof(later));
+    assert_string_not_equal(first, later);
+    /* A second one on top of the first, still running. */
+    snapshot(x, "snapshot-create", "live2");
+    assert_disk_sum(x, later);
+    assert_int_equal(check_images(x), 3);
+    vm_cmd(x, "vm-destroy", VM);
+    snapshot(x, "snapshot-revert", "live");
+    assert_int_equal(check_images(x), 2);
+    boot_again(x, 2);
+    assert_disk_sum(x, first);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +457,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_agent_killed_during_a_restore_leaves_it_saved, setup, teardown),
         cmocka_unit_test_setup_teardown(a_reverted_snapshot_drops_what_the_guest_wrote_and_deletes_merge_down,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(a_live_snapshot_keeps_the_guest_running_and_reverts_like_any, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "agent/events.h"
 #include "agent/log.h"
+#include "agent/pool.h"
 #include "agent/server.h"
 #include "agent/statefile.h"
 #include "agent/vm.h"
@@ -40,8 +41,9 @@ int agent_fixture_init(agent *a, uv_loop_t *loop, const char *dir)
     snprintf(a->vms_dir, sizeof(a->vms_dir), "%s/vms", dir);
     snprintf(a->logs_dir, sizeof(a->logs_dir), "%s/logs", dir);
     snprintf(a->run_vms_dir, sizeof(a->run_vms_dir), "%s/run", dir);
+    snprintf(a->pools_dir, sizeof(a->pools_dir), "%s/pools", dir);
     if (statefile_mkdir_p(a->vms_dir, 0700) < 0 || statefile_mkdir_p(a->logs_dir, 0700) < 0 ||
-        statefile_mkdir_p(a->run_vms_dir, 0700) < 0)
+        statefile_mkdir_p(a->run_vms_dir, 0700) < 0 || statefile_mkdir_p(a->pools_dir, 0700) < 0)
         return -1;
     a->events = event_log_new(64, to_clients, a);
     return server_new(a, &a->server, err, sizeof(err));
@@ -62,6 +64,11 @@ void agent_fixture_free(agent *a)
         vm *v = a->vms;
         a->vms = v->next;
         vm_free(v);
+    }
+    while (a->pools) {
+        pool *p = a->pools;
+        a->pools = p->next;
+        pool_free(p);
     }
     uv_run(a->loop, UV_RUN_DEFAULT);
     event_log_free(a->events);
