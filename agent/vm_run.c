@@ -752,6 +752,30 @@ static vm_state adopted_state(const vm *v)
     return VM_RUNNING;
 }
 
+/* A QEMU launched but never recorded (the agent stopped between the spawn
+ * and the runtime record) is found by its pidfile and its uuid, and ended:
+ * nobody was told it runs, and it would hold the disks' locks. */
+static void end_unrecorded(vm *v)
+{
+    char *text = NULL;
+    long pid;
+    int fd;
+
+    if (statefile_read(v->pidfile, 32, &text, NULL) < 0)
+        return;
+    pid = strtol(text, NULL, 10);
+    free(text);
+    /* The pidfd first: the pid cannot be reused under it while we look. */
+    if (pid > 1 && pid <= INT_MAX && proc_pidfd_open((pid_t)pid, &fd) == 0) {
+        if (proc_cmdline_has_pair((pid_t)pid, "-uuid", v->def.uuid)) {
+            log_warn("vm %s: QEMU pid %ld was launched but never recorded; ending it", v->def.name, pid);
+            proc_pidfd_signal(fd, SIGKILL);
+        }
+        close(fd);
+    }
+    unlink(v->pidfile);
+}
+
 int vm_adopt(vm *v)
 {
     pid_t pid;
@@ -761,6 +785,8 @@ int vm_adopt(vm *v)
     unsigned vnc_port = 0;
     int r = read_runtime(v, &pid, &ticks, &started, &held, &vnc_port);
 
+    if (r == -ENOENT)
+        end_unrecorded(v);
     if (r == -ENOENT && v->incoming) {
         vm_migration_drop(v, "failed");   /* its QEMU never ran: not ours */
         return 0;

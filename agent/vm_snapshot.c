@@ -62,6 +62,7 @@ typedef struct snap_op {
     struct json_object *ret;
     vm_def old;                   /* the definition before, put back on failure */
     bool def_changed;
+    bool made;                    /* the new images exist: a failure removes them */
     int status;
     char err[1024];
 } snap_op;
@@ -197,7 +198,9 @@ static void fail(snap_op *op, const char *err_class, const char *desc)
         op->def_changed = false;
     }
     op->ndrop = 0;
-    if ((op->drop = realloc(op->drop, sizeof(*op->drop) * (op->n ? op->n : 1)))) {
+    /* Only what this operation made: a failed image step cleaned up after
+     * itself, and a file that was there before is never ours to remove. */
+    if (op->made && (op->drop = realloc(op->drop, sizeof(*op->drop) * (op->n ? op->n : 1)))) {
         for (size_t i = 0; i < op->n; i++)
             if (op->kind != OP_DELETE)
                 snprintf(op->drop[op->ndrop++], PATH_MAX, "%s",
@@ -416,6 +419,7 @@ static void after_images(void *arg)
         fail(op, op->status == -EEXIST ? "Exists" : "GenericError", op->err);
         return;
     }
+    op->made = true;
     if (op->kind == OP_DELETE)
         save_record(op);   /* the definition's tops did not move */
     else

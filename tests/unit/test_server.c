@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -715,6 +717,12 @@ static void snapshots_are_recorded_reverted_and_deleted_and_survive_a_reload(voi
     assert_string_equal(snap_call(f, "snapshot-create", "bad/name"), "InvalidParameter");
     assert_string_equal(snap_call(f, "snapshot-create", ""), "InvalidParameter");
     assert_string_equal(snap_call(f, "snapshot-revert", "s1"), "NotFound");
+    /* An overlay's name taken by a file that is not ours: refused, the file kept. */
+    snprintf(path, sizeof(path), "%s/images/sn.sda.taken.qcow2", f->dir);
+    write_file(path, "keep");
+    assert_string_equal(snap_call(f, "snapshot-create", "taken"), "Exists");
+    assert_int_equal(access(path, F_OK), 0);
+    assert_string_equal(v->def.disks[0].volume, "sn.sda.qcow2");
     assert_string_equal(snap_call(f, "snapshot-create", "s1"), "");
     assert_string_equal(snap_call(f, "snapshot-create", "s1"), "Exists");
     /* The writable disk moved to its overlay; the cdrom was left alone. */
@@ -775,6 +783,41 @@ static void undefine_purge_deletes_the_snapshots_images_too(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The agent stopped between a spawn and its runtime record: the QEMU it
+ * launched (found by pidfile and uuid) is ended at the next start, and a
+ * process that only reuses the pid is left alone. */
+static void a_qemu_launched_but_never_recorded_is_ended_on_adoption(void **state)
+{
+    fx *f = *state;
+    char text[32];
+    int status;
+    vm *v;
+
+    negotiate(f);
+    v = define_bare(f, "orphan");
+    for (int ours = 1; ours >= 0; ours--) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            execlp("python3", "python3", "-c", "import time; time.sleep(30)", "-uuid",
+                   ours ? v->def.uuid : "00000000-0000-0000-0000-000000000000", (char *)NULL);
+            _exit(127);
+        }
+        usleep(200000);   /* exec'd: its command line is python's */
+        assert_int_equal(statefile_mkdir_p(v->run_dir, 0750), 0);
+        snprintf(text, sizeof(text), "%d\n", (int)pid);
+        write_file(v->pidfile, text);
+        assert_int_equal(vm_adopt(v), 0);
+        if (!ours) {
+            assert_int_equal(waitpid(pid, &status, WNOHANG), 0);   /* still running */
+            kill(pid, SIGKILL);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        assert_int_equal(access(v->pidfile, F_OK), -1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -802,6 +845,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(snapshots_are_recorded_reverted_and_deleted_and_survive_a_reload, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(undefine_purge_deletes_the_snapshots_images_too, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_qemu_launched_but_never_recorded_is_ended_on_adoption, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
