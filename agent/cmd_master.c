@@ -397,6 +397,12 @@ static bool master_name_free(request *r, const char *name)
 
 static bool vm_stopped(request *r, vm *v)
 {
+    /* Its disks hold a guest that was running when saved: not a master. */
+    if (v->state == VM_SAVED) {
+        request_error(r, "InvalidState", "%s is saved: vm-restore and shut it down, or vm-save-discard its "
+                      "state, first", v->def.name);
+        return false;
+    }
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
         request_error(r, "InvalidState", "%s is %s: stop it first", v->def.name, vm_state_name(v));
         return false;

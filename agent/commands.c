@@ -415,6 +415,11 @@ static void define_replace(request *r, vm *v, vm_def *def, define_ctx *d)
 {
     vm_result res;
 
+    if (v->state == VM_SAVED) {
+        request_error(r, "InvalidState", "%s is saved: vm-restore it, or vm-save-discard its state, before "
+                      "replacing its definition", v->def.name);
+        goto fail;
+    }
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
         request_error(r, "InvalidState", "%s is %s: stop it before replacing its definition, or use vm-update",
                       v->def.name, vm_state_name(v));

@@ -824,7 +824,9 @@ int vm_adopt(vm *v)
      * never killed. A migration's side is told from its marks at once: a
      * caller settling a migration after the restart must not see running. */
     v->state = adopted_state(v);
-    v->reason = "agent-restart";
+    /* A plain VM is only assumed running: its reason says so until QEMU
+     * answers and the state is announced with reason agent-restart. */
+    v->reason = v->state == VM_RUNNING ? "adopting" : "agent-restart";
     v->adopting = true;
     vm_connect_qmp(v, v->agent->cfg.qmp_timeout_ms);
     return 1;

@@ -620,6 +620,11 @@ static void a_saved_record_keeps_the_vm_saved_until_discarded(void **state)
     assert_string_equal(vm_error(f, "vm-update", "{\"name\": \"sv\", \"changes\": {\"memory\": 512}}"),
                         "InvalidState");
     assert_string_equal(vm_error(f, "vm-destroy", "{\"name\": \"sv\"}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-define", "{\"definition\": {\"name\": \"sv\", \"memory\": 512}}"),
+                        "InvalidState");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "sv is saved"));
+    assert_string_equal(vm_error(f, "master-create", "{\"master\": \"m1\", \"vm\": \"sv\"}"), "InvalidState");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "sv is saved"));
     assert_int_equal(access(v->saved_path, F_OK), 0);
 
     /* QEMU cannot be found here, so the restore fails after the checks pass: still saved. */
