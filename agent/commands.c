@@ -25,6 +25,7 @@
 #include "server.h"
 #include "statefile.h"
 #include "vm.h"
+#include "vm_cgroup.h"
 #include "vm_snapshot.h"
 
 /* ---- session and host --------------------------------------------------- */
@@ -499,11 +500,12 @@ static void cmd_vm_define(request *r, struct json_object *args)
     }
 }
 
-/* Fields whose change a running QEMU only sees at its next start. */
-static bool applies_live(const char *field)
+/* Fields whose change a running QEMU sees at once: the agent's own, and
+ * the cgroup limits it can write to a running QEMU's group. */
+static bool applies_live(const vm *v, const vm_def *next, const char *field)
 {
     return strcmp(field, "labels") == 0 || strcmp(field, "autostart") == 0 ||
-           strcmp(field, "on-crash") == 0;
+           strcmp(field, "on-crash") == 0 || vm_cgroup_applies_live(v, next, field);
 }
 
 static struct json_object *changed_fields(vm *v, const vm_def *next)
@@ -514,7 +516,7 @@ static struct json_object *changed_fields(vm *v, const vm_def *next)
     json_object_object_foreach(b, key, nv) {
         struct json_object *ov = NULL;
         json_object_object_get_ex(a, key, &ov);
-        if (!json_object_equal(ov, nv) && vm_has_process(v) && !applies_live(key))
+        if (!json_object_equal(ov, nv) && vm_has_process(v) && !applies_live(v, next, key))
             json_object_array_add(list, json_object_new_string(key));
     }
     json_object_put(a);
@@ -540,6 +542,11 @@ static void on_updated(vm *v, const vm_result *res, void *opaque)
     } else {
         struct json_object *o = json_object_new_object();
         agent_vms_changed(v->agent);
+        if (vm_has_process(v) && (u->old.cpu_weight != v->def.cpu_weight ||
+                                  u->old.memory_limit_mib != v->def.memory_limit_mib))
+            vm_cgroup_update(v, v->def.cpu_weight,
+                             vm_cgroup_memory_live(u->old.memory_limit_mib, v->def.memory_limit_mib)
+                                 ? v->def.memory_limit_mib : u->old.memory_limit_mib);
         vmdef_free(&u->old);
         json_object_object_add(o, "restart-needed", u->restart);
         request_ok(u->r, o);

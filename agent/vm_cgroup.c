@@ -56,6 +56,7 @@ typedef struct release_work {
     vm *v;
     char name[VM_NAME_MAX + 1];
     pid_t adopt;           /* 0: remove the group; else check that this QEMU is in it */
+    bool update;           /* write the limits of def to the group instead */
     vm_def def;            /* the limits, for an adopted QEMU found outside its group */
     int status;
     char err[384];
@@ -66,7 +67,10 @@ static void run_release(void *arg)
     release_work *w = arg;
     const cg_host *h = w->v->agent->cgroups;
 
-    if (!w->adopt)
+    if (w->update) {
+        cg_limits lim = { .cpu_weight = w->def.cpu_weight, .memory_max = w->def.memory_limit_mib << 20 };
+        w->status = cg_vm_create(h, w->name, &lim, w->err, sizeof(w->err));
+    } else if (!w->adopt)
         w->status = vm_cgroup_leave(h, w->name, w->err, sizeof(w->err));
     else if (cg_vm_find(h, w->name, w->adopt) != 1)
         w->status = vm_cgroup_enter(h, &w->def, w->adopt, w->err, sizeof(w->err));
@@ -77,14 +81,16 @@ static void after_release(void *arg)
     release_work *w = arg;
 
     w->v->pending_io--;
-    if (w->status < 0 && w->adopt)
+    if (w->status < 0 && w->update)
+        log_err("vm %s: its cgroup keeps its old limits: %s", w->name, w->err);
+    else if (w->status < 0 && w->adopt)
         log_err("vm %s: its QEMU was outside its cgroup and could not be put back: %s", w->name, w->err);
     else if (w->status < 0)
         log_err("vm %s: its cgroup stays: %s", w->name, w->err);
     free(w);
 }
 
-static void queue(vm *v, pid_t adopt)
+static void queue(vm *v, pid_t adopt, bool update, uint32_t cpu_weight, uint64_t memory_limit_mib)
 {
     release_work *w;
 
@@ -92,8 +98,9 @@ static void queue(vm *v, pid_t adopt)
         return;
     w->v = v;
     w->adopt = adopt;
-    w->def.cpu_weight = v->def.cpu_weight;
-    w->def.memory_limit_mib = v->def.memory_limit_mib;
+    w->update = update;
+    w->def.cpu_weight = cpu_weight;
+    w->def.memory_limit_mib = memory_limit_mib;
     snprintf(w->def.name, sizeof(w->def.name), "%s", v->def.name);
     snprintf(w->name, sizeof(w->name), "%s", v->def.name);
     v->pending_io++;
@@ -105,10 +112,31 @@ static void queue(vm *v, pid_t adopt)
 
 void vm_cgroup_release(vm *v)
 {
-    queue(v, 0);
+    queue(v, 0, false, v->def.cpu_weight, v->def.memory_limit_mib);
 }
 
 void vm_cgroup_adopt(vm *v, pid_t pid)
 {
-    queue(v, pid);
+    queue(v, pid, false, v->def.cpu_weight, v->def.memory_limit_mib);
+}
+
+void vm_cgroup_update(vm *v, uint32_t cpu_weight, uint64_t memory_limit_mib)
+{
+    if (v->agent->cgroups && v->agent->cgroups->mode != CG_NONE)
+        queue(v, 0, true, cpu_weight, memory_limit_mib);
+}
+
+bool vm_cgroup_memory_live(uint64_t old_mib, uint64_t next_mib)
+{
+    return next_mib == 0 || (old_mib && next_mib >= old_mib);
+}
+
+bool vm_cgroup_applies_live(const vm *v, const vm_def *next, const char *field)
+{
+    const cg_host *h = v->agent->cgroups;
+
+    if (!h || h->mode == CG_NONE)
+        return false;
+    return !strcmp(field, "cpu-shares") ||
+           (!strcmp(field, "memory-limit") && vm_cgroup_memory_live(v->def.memory_limit_mib, next->memory_limit_mib));
 }

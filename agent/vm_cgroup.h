@@ -6,7 +6,9 @@
 #ifndef AGENTD_VM_CGROUP_H
 #define AGENTD_VM_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "cgroup.h"
@@ -24,5 +26,14 @@ int vm_cgroup_leave(const cg_host *h, const char *name, char *err, size_t errlen
 void vm_cgroup_release(vm *v);
 /* On the loop, for an adopted QEMU: put back in its group if it is not there. */
 void vm_cgroup_adopt(vm *v, pid_t pid);
+/* On the loop, after the definition's limits changed on a running VM: its
+ * group takes these (on the thread pool; a failure is logged). */
+void vm_cgroup_update(vm *v, uint32_t cpu_weight, uint64_t memory_limit_mib);
+/* The memory cap a running QEMU's group can take from old to next. */
+bool vm_cgroup_memory_live(uint64_t old_mib, uint64_t next_mib);
+/* Whether a change of the limits from old to next can be made to a running
+ * QEMU's group: the CPU weight always, the memory cap only when it is
+ * lifted or raised (lowering it could make the kernel kill the guest). */
+bool vm_cgroup_applies_live(const vm *v, const vm_def *next, const char *field);
 
 #endif

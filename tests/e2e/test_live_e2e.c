@@ -62,6 +62,30 @@ static bool on_cgroup_v1(void)
 
 /* ---- cgroups ---------------------------------------------------------------- */
 
+/* vm-update of "half"'s limits; its restart-needed must be want (JSON). */
+static void assert_live_limit(t *x, const char *changes, const char *want)
+{
+    char args[256];
+    struct json_object *reply;
+
+    snprintf(args, sizeof(args), "{\"name\": \"half\", \"changes\": %s}", changes);
+    reply = call_ok(x, "vm-update", args);
+    assert_string_equal(json_object_to_json_string_ext(member(agent_return(reply), "restart-needed"),
+                                                       JSON_C_TO_STRING_PLAIN), want);
+    json_object_put(reply);
+}
+
+/* "half"'s cgroup file reads want within a second (written on the thread pool). */
+static void wait_cgroup_text(t *x, const char *controller, const char *file, const char *want)
+{
+    char path[512], text[64] = "";
+
+    cgroup_file(x, controller, "half", file, path, sizeof(path));
+    for (int i = 0; i < 50 && !(read_text(path, text, sizeof(text)) && !strcmp(text, want)); i++)
+        usleep(20000);
+    assert_string_equal(text, want);
+}
+
 /* OpenNebula's CPU=0.5 is half the weight of CPU=1.0. */
 static void each_qemu_gets_its_cgroup_with_the_weights_asked_for(void **state)
 {
@@ -87,6 +111,14 @@ static void each_qemu_gets_its_cgroup_with_the_weights_asked_for(void **state)
     snprintf(pid, sizeof(pid), "%d", query(x, "half").pid);
     assert_true(read_text(path, text, sizeof(text)));
     assert_string_equal(text, pid);
+    /* Changed on the running VM: the weight and a raised cap at once, a
+     * lowered cap (which could get the guest killed) at the next start. */
+    assert_live_limit(x, "{\"cpu-shares\": 2.0, \"memory-limit\": \"1G\"}", "[]");
+    wait_cgroup_text(x, "cpu", "cpu.shares", "2048");
+    wait_cgroup_text(x, "memory", "memory.limit_in_bytes", "1073741824");
+    assert_live_limit(x, "{\"memory-limit\": \"512M\"}", "[\"memory-limit\"]");
+    usleep(300000);   /* the group's write, had there been one, is done by now */
+    wait_cgroup_text(x, "memory", "memory.limit_in_bytes", "1073741824");
     /* An agent killed and started again finds the groups and keeps them. */
     agent_close(&x->conn);
     agentd_stop(&x->agent, 9);
