@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "json_get.h"
 #include "log.h"
 #include "statefile.h"
 #include "vm_disks.h"
@@ -61,7 +62,6 @@ typedef enum save_phase {
 } save_phase;
 
 struct vm_saving {
-    vm *v;
     unsigned gen;
     bool restore;
     save_phase phase;
@@ -83,7 +83,6 @@ struct vm_saving {
 typedef struct save_io {
     vm *v;
     unsigned gen;
-    bool restore;
     int fd;
     char file[PATH_MAX], part[PATH_MAX];
     size_t ndisks;
@@ -99,21 +98,9 @@ static void save_failed(vm *v, const char *fmt, ...) __attribute__((format(print
 
 /* ---- small helpers --------------------------------------------------------- */
 
-static void unlink_later_work(void *arg)
-{
-    char *path = arg;
-
-    if (unlink(path) < 0 && errno != ENOENT)
-        log_warn("removing %s: %s", path, strerror(errno));
-}
-
-/* The state file may be on slow storage: removed off the loop. */
 static void unlink_later(vm *v, const char *path)
 {
-    char *p = strdup(path);
-
-    if (p && agent_work(v->agent->loop, unlink_later_work, free, p) < 0)
-        free(p);
+    agent_unlink_later(v->agent->loop, path);
 }
 
 static void set_mark(vm *v, const char *mark)
@@ -145,7 +132,6 @@ static vm_saving *saving_new(vm *v, bool restore, uint32_t timeout_s)
     if (!s)
         return NULL;
     saving_end(v);
-    s->v = v;
     s->gen = ++v->save_gen;
     s->restore = restore;
     s->fd = -1;
@@ -208,7 +194,6 @@ static save_io *io_new(vm *v)
         return NULL;
     io->v = v;
     io->gen = s->gen;
-    io->restore = s->restore;
     io->fd = s->fd;
     memcpy(io->file, s->file, sizeof(io->file));
     memcpy(io->part, s->part, sizeof(io->part));
@@ -252,19 +237,11 @@ static struct json_object *stamps_json(const disk_stamp *d, size_t n)
     return arr;
 }
 
-static const char *record_str(struct json_object *o, const char *key)
-{
-    struct json_object *m;
-
-    return json_object_object_get_ex(o, key, &m) && json_object_is_type(m, json_type_string)
-               ? json_object_get_string(m) : NULL;
-}
-
 /* The record's file, resume flag and stamps, checked: -EINVAL when damaged. */
 static int record_parse(struct json_object *rec, vm_saving *s, bool *resume)
 {
     struct json_object *disks, *r;
-    const char *file = record_str(rec, "file");
+    const char *file = json_get_string(rec, "file");
 
     if (!file || file[0] != '/' || strlen(file) >= sizeof(s->file) ||
         !json_object_object_get_ex(rec, "disks", &disks) || !json_object_is_type(disks, json_type_array) ||
@@ -275,7 +252,7 @@ static int record_parse(struct json_object *rec, vm_saving *s, bool *resume)
     s->ndisks = json_object_array_length(disks);
     for (size_t i = 0; i < s->ndisks; i++) {
         struct json_object *d = json_object_array_get_idx(disks, i), *m;
-        const char *path = record_str(d, "path");
+        const char *path = json_get_string(d, "path");
         if (!path || strlen(path) >= PATH_MAX)
             return -EINVAL;
         snprintf(s->disks[i].path, PATH_MAX, "%s", path);
@@ -295,22 +272,18 @@ void vm_save_load(vm *v)
 
     if (r == -ENOENT)
         return;
-    if (r < 0 || !(rec = json_tokener_parse(text)) || record_parse(rec, &probe, &resume) < 0) {
-        if (r == 0) {
-            free(text);
-            json_object_put(rec);
-        }
-        /* Kept, not removed: it is the only pointer to the guest's state. */
+    rec = r == 0 ? json_tokener_parse(text) : NULL;
+    if (r == 0)
+        free(text);
+    if (!rec || record_parse(rec, &probe, &resume) < 0) {
+        /* Kept, not removed: it is the only pointer to the guest's state;
+         * vm-restore refuses it (damaged) until vm-save-discard drops it. */
         log_err("vm %s: %s is unreadable or damaged; the VM is shown saved and vm-restore will refuse "
                 "until it is fixed or vm-save-discard drops it", v->def.name, v->saved_path);
-        v->saved = json_object_new_object();
-        v->state = VM_SAVED;
-        v->reason = "agent-restart";
-        return;
+        json_object_put(rec);
+        rec = json_object_new_object();
     }
-    free(text);
     v->saved = rec;
-    v->save_resume = resume;
     v->state = VM_SAVED;
     v->reason = "agent-restart";
 }
@@ -339,7 +312,7 @@ struct json_object *vm_save_mark_json(const vm *v)
 
 void vm_save_mark_from_json(vm *v, struct json_object *mark)
 {
-    const char *op = record_str(mark, "op"), *file = record_str(mark, "file");
+    const char *op = json_get_string(mark, "op"), *file = json_get_string(mark, "file");
     struct json_object *r;
 
     if (!op || !file || strlen(file) >= sizeof(v->save_target))
@@ -956,7 +929,7 @@ static void on_discarded(int status, void *opaque)
         vm_job_finish_error(v, "GenericError", "removing %s: %s", v->saved_path, strerror(-status));
         return;
     }
-    if ((file = record_str(v->saved, "file")))
+    if ((file = json_get_string(v->saved, "file")))
         unlink_later(v, file);
     json_object_put(v->saved);
     v->saved = NULL;

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "json_get.h"
 #include "log.h"
 #include "statefile.h"
 #include "storage/storage.h"
@@ -78,14 +79,6 @@ static struct json_object *snapshots_of(const vm *v)
                ? arr : NULL;
 }
 
-static const char *str_of(struct json_object *o, const char *key)
-{
-    struct json_object *m;
-
-    return json_object_object_get_ex(o, key, &m) && json_object_is_type(m, json_type_string)
-               ? json_object_get_string(m) : NULL;
-}
-
 void vm_snapshot_load(vm *v)
 {
     char *text;
@@ -121,7 +114,7 @@ size_t vm_snapshot_states(const vm *v, char (*out)[PATH_MAX], size_t max)
     for (size_t i = arr ? json_object_array_length(arr) : 0; i-- > 0;) {
         struct json_object *disks = json_object_object_get(json_object_array_get_idx(arr, i), "disks");
         for (size_t k = 0; disks && k < json_object_array_length(disks); k++) {
-            const char *state = str_of(json_object_array_get_idx(disks, k), "state");
+            const char *state = json_get_string(json_object_array_get_idx(disks, k), "state");
             if (!state)
                 continue;
             if (out && n < max)
@@ -135,7 +128,7 @@ size_t vm_snapshot_states(const vm *v, char (*out)[PATH_MAX], size_t max)
 static ssize_t find_snapshot(struct json_object *arr, const char *name)
 {
     for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-        const char *n = str_of(json_object_array_get_idx(arr, i), "name");
+        const char *n = json_get_string(json_object_array_get_idx(arr, i), "name");
         if (n && !strcmp(n, name))
             return (ssize_t)i;
     }
@@ -155,37 +148,6 @@ static void op_free(snap_op *op)
     free(op);
 }
 
-static void remove_work(void *arg)
-{
-    snap_op *op = arg;
-
-    for (size_t i = 0; i < op->ndrop; i++)
-        if (unlink(op->drop[i]) < 0 && errno != ENOENT)
-            log_warn("removing %s: %s", op->drop[i], strerror(errno));
-}
-
-static void remove_done(void *arg)
-{
-    snap_op *op = arg;
-
-    op->v->pending_io--;
-    op_free(op);
-}
-
-/* Files are removed off the loop; then op goes. */
-static void remove_and_free(snap_op *op)
-{
-    if (op->ndrop == 0) {
-        op_free(op);
-        return;
-    }
-    op->v->pending_io++;
-    if (agent_work(op->v->agent->loop, remove_work, remove_done, op) < 0) {
-        op->v->pending_io--;
-        log_warn("vm %s: %zu unused image files stay", op->v->def.name, op->ndrop);
-        op_free(op);
-    }
-}
 
 /* On failure: the files this operation made go, nothing else. */
 static void fail(snap_op *op, const char *err_class, const char *desc)
@@ -197,17 +159,12 @@ static void fail(snap_op *op, const char *err_class, const char *desc)
         v->def = op->old;
         op->def_changed = false;
     }
-    op->ndrop = 0;
     /* Only what this operation made: a failed image step cleaned up after
      * itself, and a file that was there before is never ours to remove. */
-    if (op->made && (op->drop = realloc(op->drop, sizeof(*op->drop) * (op->n ? op->n : 1)))) {
-        for (size_t i = 0; i < op->n; i++)
-            if (op->kind != OP_DELETE)
-                snprintf(op->drop[op->ndrop++], PATH_MAX, "%s",
-                         op->kind == OP_CREATE ? op->disks[i].overlay : op->disks[i].fresh);
-    }
+    for (size_t i = 0; op->made && op->kind != OP_DELETE && i < op->n; i++)
+        agent_unlink_later(v->agent->loop, op->kind == OP_CREATE ? op->disks[i].overlay : op->disks[i].fresh);
     vm_job_finish_error(v, err_class, "%s", desc);
-    remove_and_free(op);
+    op_free(op);
 }
 
 static void on_record_saved(int status, void *opaque)
@@ -221,7 +178,10 @@ static void on_record_saved(int status, void *opaque)
                 v->snapshots_path, strerror(-status));
     op->ret = NULL;
     vm_job_finish_ok(v, ret);
-    remove_and_free(op);
+    /* Everything is recorded: what nothing uses any more goes. */
+    for (size_t i = 0; i < op->ndrop; i++)
+        agent_unlink_later(v->agent->loop, op->drop[i]);
+    op_free(op);
 }
 
 static void save_record(snap_op *op)
@@ -592,16 +552,9 @@ static struct json_object *entry_json(snap_op *op)
     return e;
 }
 
-static struct json_object *list_copy(const vm *v)
-{
-    return vm_snapshot_list(v);
-}
-
 static int start(snap_op *op, vm_done_cb cb, void *opaque, vm_result *res, agent_work_fn *work)
 {
-    vm_job_kind kind = VM_JOB_SNAPSHOT;
-
-    if (!vm_job_begin(op->v, kind, cb, opaque, res)) {
+    if (!vm_job_begin(op->v, VM_JOB_SNAPSHOT, cb, opaque, res)) {
         op_free(op);
         return -1;
     }
@@ -668,7 +621,7 @@ int vm_snapshot_create(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
         op_free(op);
         return -1;
     }
-    op->next = list_copy(v);
+    op->next = vm_snapshot_list(v);
     op->ret = entry_json(op);
     json_object_object_add(op->ret, "live", json_object_new_boolean(live));
     json_object_array_add(op->next, json_object_get(op->ret));
@@ -684,9 +637,9 @@ static const char *latest_overlay(struct json_object *arr, const char *target)
         struct json_object *disks = json_object_object_get(json_object_array_get_idx(arr, i), "disks");
         for (size_t k = 0; disks && k < json_object_array_length(disks); k++) {
             struct json_object *d = json_object_array_get_idx(disks, k);
-            const char *t = str_of(d, "target");
+            const char *t = json_get_string(d, "target");
             if (t && !strcmp(t, target))
-                top = str_of(d, "overlay");
+                top = json_get_string(d, "overlay");
         }
     }
     return top;
@@ -701,8 +654,8 @@ static int load_disks(snap_op *op, struct json_object *snap, vm_result *res)
 
     for (size_t k = 0; disks && k < json_object_array_length(disks) && k < VM_DISKS_MAX; k++) {
         struct json_object *d = json_object_array_get_idx(disks, k);
-        const char *target = str_of(d, "target"), *state = str_of(d, "state"), *overlay = str_of(d, "overlay");
-        const char *format = str_of(d, "state-format"), *top;
+        const char *target = json_get_string(d, "target"), *state = json_get_string(d, "state"), *overlay = json_get_string(d, "overlay");
+        const char *format = json_get_string(d, "state-format"), *top;
         snap_disk *s = &op->disks[op->n];
         size_t i;
         if (!target || !state || !overlay || !format || img_format_parse(format, &s->state_format) < 0 ||
@@ -744,7 +697,7 @@ static int collect_from(snap_op *op, struct json_object *arr, size_t k)
     for (size_t i = k; i < json_object_array_length(arr); i++) {
         struct json_object *disks = json_object_object_get(json_object_array_get_idx(arr, i), "disks");
         for (size_t j = 0; j < json_object_array_length(disks); j++) {
-            const char *o = str_of(json_object_array_get_idx(disks, j), "overlay");
+            const char *o = json_get_string(json_object_array_get_idx(disks, j), "overlay");
             if (o)
                 snprintf(op->drop[op->ndrop++], PATH_MAX, "%s", o);
         }
@@ -811,7 +764,7 @@ int vm_snapshot_revert(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         struct json_object *e = json_object_array_get_idx(arr, i), *copy = NULL;
         if (i > (size_t)k) {
-            json_object_array_add(dropped, json_object_new_string(str_of(e, "name") ?: ""));
+            json_object_array_add(dropped, json_object_new_string(json_get_string(e, "name") ?: ""));
             continue;
         }
         json_object_deep_copy(e, &copy, NULL);
@@ -854,7 +807,7 @@ int vm_snapshot_delete(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
         for (size_t j = 0; i < (size_t)k && disks && j < json_object_array_length(disks); j++) {
             struct json_object *d = json_object_array_get_idx(disks, j);
             for (size_t m = 0; m < op->n; m++)
-                if (str_of(d, "overlay") && !strcmp(str_of(d, "overlay"), op->disks[m].state))
+                if (json_get_string(d, "overlay") && !strcmp(json_get_string(d, "overlay"), op->disks[m].state))
                     json_object_object_add(d, "overlay", json_object_new_string(op->disks[m].overlay));
         }
         json_object_array_add(op->next, copy);

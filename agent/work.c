@@ -3,8 +3,12 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
+
+#include "log.h"
 
 typedef struct work_req {
     uv_work_t req;
@@ -43,4 +47,22 @@ int agent_work(uv_loop_t *loop, agent_work_fn *work, agent_done_fn *done, void *
         return r;
     }
     return 0;
+}
+
+static void unlink_work(void *arg)
+{
+    char *path = arg;
+
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("removing %s: %s", path, strerror(errno));
+}
+
+void agent_unlink_later(uv_loop_t *loop, const char *path)
+{
+    char *p = strdup(path);
+
+    if (!p || agent_work(loop, unlink_work, free, p) < 0) {
+        log_warn("removing %s: cannot queue it; it stays", path);
+        free(p);
+    }
 }

@@ -14,4 +14,8 @@ typedef void agent_done_fn(void *arg);            /* back on the loop */
  * neither runs). */
 int agent_work(uv_loop_t *loop, agent_work_fn *work, agent_done_fn *done, void *arg);
 
+/* Removes the file at path on the thread pool (an image or state file may
+ * be on slow storage); a failure other than ENOENT is logged. */
+void agent_unlink_later(uv_loop_t *loop, const char *path);
+
 #endif

@@ -263,6 +263,19 @@ static void start_slow(t *src, t *dst, in_flight *f)
     fail_msg("no VM_MIGRATION_PROGRESS past %d bytes", FLOWING_BYTES);
 }
 
+/* The guest booted on a with RAM that takes a while to send, and a slow
+ * migration to b under way; a's VM as it was before. */
+static vm_info slow_migration_in_flight(pair *p, in_flight *f)
+{
+    vm_info i;
+
+    boot_guest(&p->a);
+    fill_guest_memory(&p->a);
+    i = query(&p->a, VM);
+    start_slow(&p->a, &p->b, f);
+    return i;
+}
+
 /* The reply of the vm-migrate in flight (-errno when the connection went). */
 static int finish_wait(in_flight *f, struct json_object **reply)
 {
@@ -367,10 +380,7 @@ static void the_destinations_qemu_killed_mid_transfer_leaves_the_guest_running_o
     in_flight f;
     vm_info i;
 
-    boot_guest(&p->a);
-    fill_guest_memory(&p->a);
-    i = query(&p->a, VM);
-    start_slow(&p->a, &p->b, &f);
+    i = slow_migration_in_flight(p, &f);
     dst_qemu = query(&p->b, VM).pid;
     assert_true(dst_qemu > 0);
     assert_int_equal(kill(dst_qemu, SIGKILL), 0);
@@ -390,10 +400,7 @@ static void the_destination_agent_killed_mid_transfer(void **state)
     vm_info i;
     t *owner;
 
-    boot_guest(&p->a);
-    fill_guest_memory(&p->a);
-    i = query(&p->a, VM);
-    start_slow(&p->a, &p->b, &f);
+    i = slow_migration_in_flight(p, &f);
     restart_agent(&p->b);
     wait_query_state(&p->b, VM, "incoming", SETTLE_MS);
     assert_int_equal(finish_wait(&f, &reply), 0);
@@ -416,10 +423,7 @@ static void the_source_agent_killed_and_restarted_during_migration(void **state)
     vm_info i;
     t *owner;
 
-    boot_guest(&p->a);
-    fill_guest_memory(&p->a);
-    i = query(&p->a, VM);
-    start_slow(&p->a, &p->b, &f);
+    i = slow_migration_in_flight(p, &f);
     restart_agent(&p->a);
     assert_true(finish_wait(&f, &reply) < 0);
     /* The restarted agent knows from its records that a migration was
@@ -440,10 +444,7 @@ static void a_cancelled_migration_leaves_the_guest_running_on_the_source(void **
     in_flight f;
     vm_info i;
 
-    boot_guest(&p->a);
-    fill_guest_memory(&p->a);
-    i = query(&p->a, VM);
-    start_slow(&p->a, &p->b, &f);
+    i = slow_migration_in_flight(p, &f);
     vm_cmd(&p->a, "vm-migrate-cancel", VM);
     assert_migrate_failed(&f, "Cancelled");
     assert_string_equal(query(&p->a, VM).state, "running");
