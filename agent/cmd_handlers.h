@@ -47,6 +47,15 @@ void cmd_vm_save(request *r, struct json_object *args);
 void cmd_vm_restore(request *r, struct json_object *args);
 void cmd_vm_save_discard(request *r, struct json_object *args);
 
+/* cmd_send.c */
+void cmd_vm_send(request *r, struct json_object *args);
+void cmd_vm_receive(request *r, struct json_object *args);
+void cmd_vm_send_confirm(request *r, struct json_object *args);
+
+/* commands.c: a sent VM whose destination has it goes, with its disks. */
+typedef struct vm vm;
+void undefine_sent(request *r, vm *v);
+
 /* cmd_snapshot.c */
 void cmd_snapshot_create(request *r, struct json_object *args);
 void cmd_snapshot_list(request *r, struct json_object *args);

@@ -591,6 +591,12 @@ static void cmd_vm_update(request *r, struct json_object *args)
                       "saved state discarded", v->def.name, vm_state_name(v));
         return;
     }
+    /* The destination has (or is getting) this very definition. */
+    if (v->state == VM_SENDING || v->state == VM_SENT || v->state == VM_RECEIVING) {
+        request_error(r, "InvalidState", "%s is %s: its definition is fixed until the offline migration is "
+                      "confirmed", v->def.name, vm_state_name(v));
+        return;
+    }
     if (!(merged = merged_definition(r, v, changes)))
         return;
     int pr = vmdef_from_json(merged, &next, err, sizeof(err));
@@ -627,6 +633,7 @@ typedef struct undefine_ctx {
     request *r;
     vm *v;
     bool purge;
+    bool sent;                             /* vm-send-confirm: the VM lives elsewhere now */
     const char **paths;                    /* images to delete once the definition is gone */
     char (*path_buf)[PATH_MAX];
     size_t npaths;
@@ -680,6 +687,10 @@ static void on_undefined(int status, void *opaque)
     event_emit(a->events, "VM_UNDEFINED", ev);
     agent_vms_changed(a);
     log_info("vm %s: undefined", v->def.name);
+    /* After the definition: a crash in between leaves a stray record,
+     * never a defined VM that may start here while it runs there. */
+    if (u->sent)
+        statefile_writer_put(v->sent_file, NULL, 0, NULL, NULL);
     rmdir(v->run_dir);
     vm_unlink(a, v);
     vm_free(v);
@@ -735,7 +746,12 @@ static void undefine_now(undefine_ctx *u)
         undefine_free(u);
         return;
     }
-    if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
+    if (v->state == VM_SENT && !u->sent) {
+        request_error(u->r, "InvalidState", "%s was sent to another host: vm-send-confirm it", v->def.name);
+        undefine_free(u);
+        return;
+    }
+    if (v->state != VM_STOPPED && v->state != VM_CRASHED && !(v->state == VM_SENT && u->sent)) {
         request_error(u->r, "InvalidState", "%s is %s: destroy it first, or use force", v->def.name,
                       vm_state_name(v));
         undefine_free(u);
@@ -756,6 +772,23 @@ static void undefine_now(undefine_ctx *u)
     statefile_writer_put(v->vnc_password_file, NULL, 0, NULL, NULL);
     statefile_writer_put(v->snapshots_file, NULL, 0, NULL, NULL);
     statefile_writer_put(v->def_file, NULL, 0, on_undefined, u);
+}
+
+void undefine_sent(request *r, vm *v)
+{
+    undefine_ctx *u = calloc(1, sizeof(*u));
+
+    if (v->state != VM_SENT) {
+        request_error(r, "InvalidState", "%s is %s: only a sent VM is confirmed", v->def.name, vm_state_name(v));
+        free(u);
+        return;
+    }
+    if (!u) {
+        request_error(r, "GenericError", "out of memory");
+        return;
+    }
+    *u = (undefine_ctx){ .r = r, .v = v, .purge = true, .sent = true };
+    undefine_now(u);
 }
 
 static void on_forced_stop(vm *v, const vm_result *res, void *opaque)
@@ -844,6 +877,9 @@ static const command commands[] = {
     { "vm-migrate-cancel", true, cmd_vm_migrate_cancel },
     { "vm-migrate-finish", true, cmd_vm_migrate_finish },
     { "vm-migrate-confirm", true, cmd_vm_migrate_confirm },
+    { "vm-send", true, cmd_vm_send },
+    { "vm-receive", true, cmd_vm_receive },
+    { "vm-send-confirm", true, cmd_vm_send_confirm },
     { "vm-save", true, cmd_vm_save },
     { "vm-restore", true, cmd_vm_restore },
     { "vm-save-discard", true, cmd_vm_save_discard },

@@ -133,7 +133,7 @@ static void on_client_closed(client *cl, void *opaque)
         shut(c, "no client left");
 }
 
-static const server_stream_ops stream_ops = { on_client_input, on_client_closed };
+static const server_stream_ops stream_ops = { .on_input = on_client_input, .on_closed = on_client_closed };
 
 static void on_guest_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {

@@ -28,6 +28,7 @@
 #include "statefile.h"
 #include "vm.h"
 #include "vm_save.h"
+#include "vm_send.h"
 #include "vm_snapshot.h"
 #include "vm_vnc.h"
 #include "cgroup.h"
@@ -225,6 +226,7 @@ static void load_definition(agent *a, const char *file)
     }
     vm_vnc_load_password(v);
     vm_save_load(v);
+    vm_send_load(v);
     vm_snapshot_load(v);
     v->incoming = access(v->incoming_path, F_OK) == 0;
     vm **pp = &a->vms;
@@ -247,7 +249,11 @@ static int only_json(const struct dirent *d)
 static void load_definitions(agent *a)
 {
     struct dirent **list;
-    int n = scandir(a->vms_dir, &list, only_json, name_order);
+    int n;
+
+    /* Before the definitions: a receive that finished saved its own. */
+    vm_receive_recover(a);
+    n = scandir(a->vms_dir, &list, only_json, name_order);
 
     for (int i = 0; i < n; i++) {
         load_definition(a, list[i]->d_name);

@@ -69,6 +69,8 @@ struct server {
 
 static void client_close(client *c);
 static void client_free(client *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 /* A virtual client may be closed from inside its own input processing, so
  * it is freed from the loop's next turn, like a real one. */
@@ -111,7 +113,12 @@ typedef struct write_req {
 
 static void on_written(uv_write_t *req, int status)
 {
+    client *c = req->handle->data;
+
     free(req);
+    /* A stream's owner produces its next bytes once the peer took these. */
+    if (status == 0 && c && !c->closing && c->stream && c->stream->on_drained)
+        c->stream->on_drained(c, c->stream_opaque);
 }
 
 static void client_send(client *c, const char *data, size_t len)
@@ -226,15 +233,21 @@ void request_hold_input(request *r)
 
 client *request_become_stream(request *r, const server_stream_ops *ops, void *opaque)
 {
+    return request_become_stream_with(r, NULL, ops, opaque);
+}
+
+client *request_become_stream_with(request *r, struct json_object *ret, const server_stream_ops *ops,
+                                   void *opaque)
+{
     client *c = r->client;
 
     if (!c) {
-        request_ok(r, NULL);
+        request_ok(r, ret);
         return NULL;
     }
     c->stream = ops;
     c->stream_opaque = opaque;
-    request_ok(r, NULL);
+    request_ok(r, ret);
     /* Answers still owed on this connection would land in the byte stream. */
     for (request *o = c->requests; o; o = o->next)
         o->client = NULL;
@@ -253,6 +266,61 @@ void server_stream_write(client *c, const char *data, size_t len)
 {
     if (c->stream)
         client_send(c, data, len);
+}
+
+size_t server_stream_queued(const client *c)
+{
+    if (c->sink || c->closing)
+        return 0;
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->pipe);
+}
+
+void server_stream_pause(client *c, bool paused)
+{
+    if (c->sink || c->closing || !c->stream)
+        return;
+    if (paused)
+        uv_read_stop((uv_stream_t *)&c->pipe);
+    else
+        uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+static void drop_input(client *c, const char *data, size_t len, void *opaque)
+{
+}
+
+static void no_close(client *c, void *opaque)
+{
+}
+
+/* A finished stream's connection: its owner is gone, what the peer sends is dropped. */
+static const server_stream_ops finished_ops = { .on_input = drop_input, .on_closed = no_close };
+
+static void on_stream_shut(uv_shutdown_t *req, int status)
+{
+    client *c = req->data;
+
+    free(req);
+    client_close(c);
+}
+
+void server_stream_finish(client *c)
+{
+    uv_shutdown_t *req;
+
+    if (!c->stream || c->closing)
+        return;
+    c->stream = &finished_ops;
+    c->stream_opaque = NULL;
+    if (c->sink || !(req = malloc(sizeof(*req)))) {
+        client_close(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->pipe, on_stream_shut) < 0) {
+        free(req);
+        client_close(c);
+    }
 }
 
 void server_stream_close(client *c)

@@ -61,6 +61,9 @@ void request_hold_input(request *r);
 typedef struct server_stream_ops {
     void (*on_input)(client *c, const char *data, size_t len, void *opaque);
     void (*on_closed)(client *c, void *opaque);
+    /* Optional: some queued output reached the peer (server_stream_queued
+     * says how much still waits), so a producer can send its next part. */
+    void (*on_drained)(client *c, void *opaque);
 } server_stream_ops;
 
 /* Answers r with {} and turns its connection into a stream; NULL when the
@@ -68,10 +71,22 @@ typedef struct server_stream_ops {
  * request are handed to on_input at server_stream_resume, once the owner
  * is ready for them. */
 client *request_become_stream(request *r, const server_stream_ops *ops, void *opaque);
+/* The same, answering with ret (ownership taken; NULL means {}). */
+client *request_become_stream_with(request *r, struct json_object *ret, const server_stream_ops *ops,
+                                   void *opaque);
 void server_stream_resume(client *c);
 /* Bytes to the peer (dropped once the client is closing); a peer that stops
  * reading is disconnected past 8 MiB queued, like any client. */
 void server_stream_write(client *c, const char *data, size_t len);
+/* Bytes queued for the peer and not yet taken (0 for a virtual client,
+ * whose sink takes everything at once). */
+size_t server_stream_queued(const client *c);
+/* Stops or restarts reading what the peer sends (a consumer that cannot
+ * keep up); a virtual client's feed is not held back. */
+void server_stream_pause(client *c, bool paused);
+/* The owner is done with the stream: what is queued still goes out, then
+ * the connection is closed. on_closed does not run. */
+void server_stream_finish(client *c);
 void server_stream_close(client *c);
 
 #endif

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "proc.h"
 #include "statefile.h"
+#include "vm_send.h"
 
 #define HEALTH_INTERVAL_MS 2000
 
@@ -31,7 +32,8 @@ static const char *const state_names[] = {
     [VM_CRASHED] = "crashed",         [VM_INCOMING] = "incoming",
     [VM_MIGRATING] = "migrating",     [VM_MIGRATED] = "migrated",
     [VM_SAVING] = "saving",           [VM_SAVED] = "saved",
-    [VM_RESTORING] = "restoring",
+    [VM_RESTORING] = "restoring",     [VM_SENDING] = "sending",
+    [VM_SENT] = "sent",               [VM_RECEIVING] = "receiving",
 };
 
 const char *vm_state_name(const vm *v)
@@ -52,6 +54,14 @@ vm *vm_find(agent *a, const char *name)
     return NULL;
 }
 
+bool vm_uuid_in_use(agent *a, const char *uuid)
+{
+    for (vm *v = a->vms; v; v = v->next)
+        if (!v->undefined && strcmp(v->def.uuid, uuid) == 0)
+            return true;
+    return false;
+}
+
 static int path_join(char *buf, const char *dir, const char *name, const char *suffix)
 {
     int n = snprintf(buf, PATH_MAX, "%s/%s%s", dir, name, suffix);
@@ -70,6 +80,8 @@ static int set_paths(vm *v)
         path_join(v->vnc_password_path, a->vms_dir, n, ".vnc-password") < 0 ||
         path_join(v->saved_path, a->vms_dir, n, ".saved") < 0 ||
         path_join(v->snapshots_path, a->vms_dir, n, ".snapshots") < 0 ||
+        path_join(v->sent_path, a->vms_dir, n, ".sent") < 0 ||
+        path_join(v->receiving_path, a->vms_dir, n, ".receiving") < 0 ||
         path_join(v->console_log, a->logs_dir, n, ".console.log") < 0 ||
         path_join(v->qemu_log, a->logs_dir, n, ".qemu.log") < 0 ||
         path_join(v->qmp_path, v->run_dir, "qmp.sock", "") < 0 ||
@@ -107,8 +119,10 @@ int vm_new(agent *a, vm_def *def, vm **ret)
     v->incoming_file = statefile_writer_new(a->loop, v->incoming_path, 0600);
     v->saved_file = statefile_writer_new(a->loop, v->saved_path, 0600);
     v->snapshots_file = statefile_writer_new(a->loop, v->snapshots_path, 0600);
+    v->sent_file = statefile_writer_new(a->loop, v->sent_path, 0600);
+    v->receiving_file = statefile_writer_new(a->loop, v->receiving_path, 0600);
     if (!v->def_file || !v->runtime_file || !v->vnc_password_file || !v->incoming_file || !v->saved_file ||
-        !v->snapshots_file) {
+        !v->snapshots_file || !v->sent_file || !v->receiving_file) {
         vm_free(v);
         return -ENOMEM;
     }
@@ -150,6 +164,10 @@ void vm_free(vm *v)
     statefile_writer_free(v->saved_file);
     json_object_put(v->snapshots);
     statefile_writer_free(v->snapshots_file);
+    vm_send_free(v);
+    vm_receive_free(v);
+    statefile_writer_free(v->sent_file);
+    statefile_writer_free(v->receiving_file);
     statefile_writer_free(v->vnc_password_file);
     statefile_writer_free(v->incoming_file);
     statefile_writer_free(v->def_file);
@@ -219,6 +237,7 @@ const char *vm_job_name(vm_job_kind k)
         [VM_JOB_MIGRATE] = "migrate", [VM_JOB_MIGRATE_IN] = "migrate-incoming",
         [VM_JOB_SAVE] = "save",       [VM_JOB_RESTORE] = "restore",
         [VM_JOB_DISCARD] = "save-discard", [VM_JOB_SNAPSHOT] = "snapshot",
+        [VM_JOB_SEND] = "send",       [VM_JOB_RECEIVE] = "receive",
     };
     return names[k];
 }

@@ -27,6 +27,8 @@ typedef struct vm_qmpseq vm_qmpseq;
 typedef struct vm_console vm_console;
 typedef struct vm_migration vm_migration;
 typedef struct vm_saving vm_saving;
+typedef struct vm_sending vm_sending;
+typedef struct vm_receiving vm_receiving;
 
 typedef enum vm_state {
     VM_STOPPED,
@@ -42,6 +44,9 @@ typedef enum vm_state {
     VM_SAVING,         /* its state being written to a file (vm-save) */
     VM_SAVED,          /* no QEMU; its state is in a file and only vm-restore runs it */
     VM_RESTORING,      /* a QEMU loading the saved state */
+    VM_SENDING,        /* offline migration, source: its disks going out on a stream */
+    VM_SENT,           /* source: all sent; no QEMU, and only vm-send-confirm changes it */
+    VM_RECEIVING,      /* destination: its disks coming in; not ours until the end */
 } vm_state;
 
 typedef enum vm_job_kind {
@@ -63,6 +68,8 @@ typedef enum vm_job_kind {
     VM_JOB_RESTORE,    /* a QEMU started from the saved state */
     VM_JOB_DISCARD,    /* the saved state dropped */
     VM_JOB_SNAPSHOT,   /* a snapshot created, reverted to or deleted */
+    VM_JOB_SEND,       /* offline migration, source: streaming, or confirming */
+    VM_JOB_RECEIVE,    /* destination: writing the disks from the stream */
 } vm_job_kind;
 
 /* The outcome of a job: status 0 with ret (may be NULL, ownership passes), or
@@ -135,6 +142,17 @@ struct vm {
     char save_target[PATH_MAX];
     char saved_path[PATH_MAX];
     statefile_writer *saved_file;
+    /* Offline migration (vm_send.c, vm_receive.c). The source keeps
+     * vms/NAME.sent once everything went out, so a restart never boots a
+     * VM the destination may own; the destination keeps vms/NAME.receiving
+     * until the definition is saved, so a restart removes what a broken
+     * stream left. */
+    vm_sending *sending;
+    vm_receiving *receiving;
+    char sent_path[PATH_MAX];
+    statefile_writer *sent_file;
+    char receiving_path[PATH_MAX];
+    statefile_writer *receiving_file;
     struct json_object *snapshots;   /* {"snapshots": [...]} (vm_snapshot.c), or NULL */
     char snapshots_path[PATH_MAX];
     statefile_writer *snapshots_file;
@@ -161,6 +179,8 @@ struct vm {
 };
 
 vm *vm_find(agent *a, const char *name);
+/* A VM here (not one being removed) has this uuid. */
+bool vm_uuid_in_use(agent *a, const char *uuid);
 /* A new VM object for def (taken over); not yet saved. */
 int vm_new(agent *a, vm_def *def, vm **ret);
 void vm_free(vm *v);

@@ -207,14 +207,6 @@ static void on_marker_saved(int status, void *opaque)
         setup_failed(v, "saving the definition: out of memory");
 }
 
-static bool uuid_in_use(agent *a, const char *uuid)
-{
-    for (vm *v = a->vms; v; v = v->next)
-        if (!v->undefined && strcmp(v->def.uuid, uuid) == 0)
-            return true;
-    return false;
-}
-
 int vm_migrate_incoming(agent *a, vm_def *def, const vm_migrate_opts *o, vm_done_cb cb, void *opaque,
                         vm_result *res)
 {
@@ -227,7 +219,7 @@ int vm_migrate_incoming(agent *a, vm_def *def, const vm_migrate_opts *o, vm_done
         vmdef_free(def);
         return -1;
     }
-    if (uuid_in_use(a, def->uuid)) {
+    if (vm_uuid_in_use(a, def->uuid)) {
         vm_refuse(res, "Exists", "uuid: %s is a VM on this host already", def->uuid);
         vmdef_free(def);
         return -1;

@@ -672,6 +672,11 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
                   "state so that it boots afresh", v->def.name);
         return -1;
     }
+    if (v->state == VM_SENT) {
+        vm_refuse(res, "InvalidState", "%s was sent to another host: vm-send-confirm says whether it stays "
+                  "there or is back here", v->def.name);
+        return -1;
+    }
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
         vm_refuse(res, "InvalidState", "%s is already %s", v->def.name, vm_state_name(v));
         return -1;

@@ -15,11 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "copy_internal.h"
 #include "errmsg.h"
 #include "qcow2_build.h"
 #include "qcow2_header.h"
-#include "refcount.h"
 #include "tempfile.h"
 
 #define MAX_SPANS (COPY_MAX_BUFFERS + 4)
@@ -44,11 +44,10 @@ static int open_qcow2(img_copy *c, const img_copy_options *o, char *err, size_t 
     uint32_t cs = o->cluster_size ? o->cluster_size : QCOW2_DEFAULT_CLUSTER_SIZE;
     qcow2_new_header h = { .backing = d->backing, .backing_format = d->backing_format };
     int64_t entries;
+    int r = img_check_cluster_size(c->path, cs, err, errlen);
 
-    if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)))
-        return img_errmsg(err, errlen, -EINVAL,
-                          "%s: cluster size %" PRIu32 " invalid (a power of two from 512 to 2 MiB)",
-                          c->path, cs);
+    if (r < 0)
+        return r;
     d->cluster_bits = (unsigned)__builtin_ctz(cs);
     d->cluster_size = cs;
     d->granule = cs;
@@ -229,16 +228,6 @@ void copy_dst_data_written(img_copy *c, uint64_t end)
 
 /* ---- deciding granules ----------------------------------------------------------- */
 
-static bool is_zero(const uint8_t *p, size_t n)
-{
-    static const uint8_t zeros[16];
-
-    if (n <= 16)
-        return memcmp(p, zeros, n) == 0;
-    /* The first 16 bytes are zero and every byte equals the one 16 before. */
-    return memcmp(p, zeros, 16) == 0 && memcmp(p, p + 16, n - 16) == 0;
-}
-
 typedef enum granule_kind { G_NOTHING, G_ZERO, G_DATA } granule_kind;
 
 static granule_kind decide(const img_copy *c, const copy_unit *u, unsigned g)
@@ -251,11 +240,11 @@ static granule_kind decide(const img_copy *c, const copy_unit *u, unsigned g)
     if (c->sides == SIDES) {
         if (memcmp(p, u->buf[SIDE_REF] + at, n) == 0)
             return G_NOTHING;            /* the backing image reads the same */
-        return is_zero(p, n) ? G_ZERO : G_DATA;
+        return img_is_zero(p, n) ? G_ZERO : G_DATA;
     }
     if (!(u->alloc[g / 64] & (UINT64_C(1) << (g % 64))))
         return G_NOTHING;                /* unallocated through the whole chain */
-    return is_zero(p, n) ? G_ZERO : G_DATA;
+    return img_is_zero(p, n) ? G_ZERO : G_DATA;
 }
 
 int copy_dst_zero(img_copy *c, uint64_t off, uint64_t len)
@@ -340,72 +329,13 @@ int copy_dst_unit(img_copy *c, copy_unit *u)
 
 /* ---- finishing ---------------------------------------------------------------------- */
 
-static int write_l1(copy_dst *d)
-{
-    size_t bytes = (size_t)d->l1_size * 8;
-    uint64_t *be = malloc(bytes);
-    int r;
-
-    if (!be)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < d->l1_size; i++)
-        be[i] = htobe64(d->l1[i]);
-    r = img_pwrite_exact(d->fd, be, bytes, d->cluster_size);
-    free(be);
-    return r;
-}
-
-static int write_header(copy_dst *d, uint64_t reftable_offset, uint64_t reftable_clusters)
-{
-    qcow2_new_header h = { .cluster_bits = d->cluster_bits, .size = d->size, .l1_size = d->l1_size,
-                           .l1_offset = d->cluster_size, .reftable_offset = reftable_offset,
-                           .reftable_clusters = (uint32_t)reftable_clusters, .backing = d->backing,
-                           .backing_format = d->backing_format };
-    uint8_t *b = calloc(1, d->cluster_size);
-    int r;
-
-    if (!b)
-        return -ENOMEM;
-    qcow2_new_header_build(b, &h);
-    r = img_pwrite_exact(d->fd, b, qcow2_new_header_bytes(&h), 0);
-    free(b);
-    return r;
-}
-
-/* Refcount blocks and table go after everything else; all clusters before
- * them, and they themselves, are in use once. */
 static int finish_qcow2(img_copy *c, char *err, size_t errlen)
 {
     copy_dst *d = &c->dst;
-    qcow2_refcount_layout lay;
-    uint64_t n = d->next_cluster, total;
-    int r = qcow2_refcount_layout_for(d->cluster_bits, QCOW2_NEW_REFCOUNT_ORDER, n, &lay);
+    qcow2_new_header h = { .cluster_bits = d->cluster_bits, .size = d->size, .l1_size = d->l1_size,
+                           .backing = d->backing, .backing_format = d->backing_format };
 
-    if (r < 0)
-        return img_errmsg(err, errlen, r, "%s: refcount table too large", c->path);
-    total = n + lay.blocks + lay.table_clusters;
-    if (ftruncate(d->fd, (off_t)(total << d->cluster_bits)) < 0)
-        return img_errmsg(err, errlen, -errno, "%s: %m", c->path);
-    if ((r = write_l1(d)) == 0 &&
-        (r = qcow2_write_refcounts(d->fd, d->cluster_bits, total, n << d->cluster_bits, lay.blocks,
-                                   (n + lay.blocks) << d->cluster_bits)) == 0)
-        r = write_header(d, (n + lay.blocks) << d->cluster_bits, lay.table_clusters);
-    if (r < 0)
-        return img_errmsg(err, errlen, r, "%s: writing the image's metadata: %s", c->path, strerror(-r));
-    return 0;
-}
-
-static int verify(img_copy *c, char *err, size_t errlen)
-{
-    img_open_options o = { .roots = c->roots };
-    char msg[400] = "";
-    img *i = NULL;
-    int r = img_open(c->dst.tmp, c->dst.format, &o, &i, msg, sizeof(msg));
-
-    if (r < 0)
-        return img_errmsg(err, errlen, r, "%s: the new image does not open: %s", c->path, msg);
-    img_close(i);
-    return 0;
+    return qcow2_append_finish(d->fd, &h, d->l1, d->next_cluster, c->path, err, errlen);
 }
 
 int copy_dst_finish(img_copy *c, char *err, size_t errlen)
@@ -415,22 +345,9 @@ int copy_dst_finish(img_copy *c, char *err, size_t errlen)
 
     if (d->format == IMG_FORMAT_QCOW2)
         r = finish_qcow2(c, err, errlen);
-    if (r == 0 && fsync(d->fd) < 0)
-        r = img_errmsg(err, errlen, -errno, "%s: fsync: %m", d->tmp);
-    if (r == 0 && close(d->fd) < 0)
-        r = img_errmsg(err, errlen, -errno, "%s: close: %m", d->tmp);
-    if (r == 0)
-        d->fd = -1;
-    if (r == 0)
-        r = verify(c, err, errlen);
-    if (r == 0)
-        r = img_temp_install(d->tmp, c->path, c->replace, err, errlen);
-    if (r < 0) {
-        if (d->fd < 0)
-            unlink(d->tmp);
-        return r;
-    }
-    if ((r = img_sync_dir(c->path, err, errlen)) < 0 && !c->replace)
-        unlink(c->path);    /* not known to be durable: leave nothing */
+    if (r < 0)
+        return r;    /* copy_dst_close removes the temp file */
+    r = img_temp_commit(d->fd, d->tmp, c->path, d->format, c->roots, c->replace, err, errlen);
+    d->fd = -1;
     return r;
 }

@@ -76,7 +76,7 @@ static uint64_t div_round_up(uint64_t a, uint64_t b)
 
 /* ---- validation ---- */
 
-static int check_target(const char *path, char *err, size_t errlen)
+int img_check_new_path(const char *path, char *err, size_t errlen)
 {
     const char *slash = strrchr(path, '/');
     struct stat st;
@@ -94,8 +94,7 @@ static int check_target(const char *path, char *err, size_t errlen)
 }
 
 /* The size rounded up to whole sectors, as qemu-img does, and bounded. */
-static int round_size(const char *path, uint64_t size, uint64_t *ret, char *err,
-                      size_t errlen)
+int img_round_size(const char *path, uint64_t size, uint64_t *ret, char *err, size_t errlen)
 {
     if (size > QCOW2_MAX_VIRTUAL_SIZE)
         return img_errmsg(err, errlen, -EFBIG,
@@ -104,7 +103,7 @@ static int round_size(const char *path, uint64_t size, uint64_t *ret, char *err,
     return 0;
 }
 
-static int check_cluster_size(const char *path, uint32_t cs, char *err, size_t errlen)
+int img_check_cluster_size(const char *path, uint32_t cs, char *err, size_t errlen)
 {
     uint32_t lo = UINT32_C(1) << QCOW2_MIN_CLUSTER_BITS, hi = UINT32_C(1) << QCOW2_MAX_CLUSTER_BITS;
 
@@ -165,7 +164,7 @@ static int check_backing(create_req *q, char *err, size_t errlen)
                        "%s: backing file '%s' is a chain of %zu layers already (at most %d)",
                        q->path, q->backing, img_depth(b), IMG_MAX_CHAIN);
     else if (q->size == 0)
-        r = round_size(q->path, img_virtual_size(b), &q->size, err, errlen);
+        r = img_round_size(q->path, img_virtual_size(b), &q->size, err, errlen);
     img_close(b);
     return r;
 }
@@ -183,7 +182,7 @@ static int check_raw(const create_req *q, char *err, size_t errlen)
 
 static int check_qcow2(create_req *q, char *err, size_t errlen)
 {
-    int r = check_cluster_size(q->path, q->cluster_size, err, errlen);
+    int r = img_check_cluster_size(q->path, q->cluster_size, err, errlen);
 
     if (r < 0)
         return r;
@@ -206,9 +205,9 @@ static int check_request(const char *path, const img_create_options *o, create_r
                        .cluster_size = o->cluster_size ? o->cluster_size : QCOW2_DEFAULT_CLUSTER_SIZE,
                        .backing = o->backing_file, .backing_format = o->backing_format,
                        .roots = o->roots };
-    r = check_target(path, err, errlen);
+    r = img_check_new_path(path, err, errlen);
     if (r == 0)
-        r = round_size(path, o->size, &q->size, err, errlen);
+        r = img_round_size(path, o->size, &q->size, err, errlen);
     if (r == 0)
         r = q->format == IMG_FORMAT_RAW ? check_raw(q, err, errlen) : check_qcow2(q, err, errlen);
     return r;
@@ -339,31 +338,6 @@ static int write_raw(int fd, const create_req *q, char *err, size_t errlen)
 
 /* ---- the temp file and its installation ---- */
 
-/* The new image must open as a reader opens it: the same checks that any
- * later img_open makes, the backing chain included. */
-static int verify(const char *tmp, const create_req *q, char *err, size_t errlen)
-{
-    img_open_options o = { .roots = q->roots };
-    char msg[MSG_MAX] = "";
-    img *i = NULL;
-    int r = img_open(tmp, q->format, &o, &i, msg, sizeof(msg));
-
-    if (r < 0)
-        return img_errmsg(err, errlen, r, "%s: the new image does not open: %s", q->path, msg);
-    img_close(i);
-    return 0;
-}
-
-static int write_temp(int fd, const char *tmp, const create_req *q, char *err, size_t errlen)
-{
-    int r = q->format == IMG_FORMAT_RAW ? write_raw(fd, q, err, errlen)
-                                        : write_qcow2(fd, q, err, errlen);
-
-    if (r == 0 && fsync(fd) < 0)
-        r = img_errmsg(err, errlen, -errno, "%s: fsync: %m", tmp);
-    return r;
-}
-
 static int write_image(const create_req *q, char *err, size_t errlen)
 {
     char tmp[PATH_MAX];
@@ -371,21 +345,13 @@ static int write_image(const create_req *q, char *err, size_t errlen)
 
     if (fd < 0)
         return fd;
-    r = write_temp(fd, tmp, q, err, errlen);
-    if (close(fd) < 0 && r == 0)
-        r = img_errmsg(err, errlen, -errno, "%s: close: %m", tmp);
-    if (r == 0)
-        r = verify(tmp, q, err, errlen);
-    if (r == 0)
-        r = img_temp_install(tmp, q->path, false, err, errlen);
+    r = q->format == IMG_FORMAT_RAW ? write_raw(fd, q, err, errlen) : write_qcow2(fd, q, err, errlen);
     if (r < 0) {
+        close(fd);
         unlink(tmp);
         return r;
     }
-    r = img_sync_dir(q->path, err, errlen);
-    if (r < 0)
-        unlink(q->path);    /* not known to be durable: leave nothing */
-    return r;
+    return img_temp_commit(fd, tmp, q->path, q->format, q->roots, false, err, errlen);
 }
 
 int img_create(const char *path, const img_create_options *o, char *err, size_t errlen)

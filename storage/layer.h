@@ -41,6 +41,15 @@ int qcow2_inflate_cluster(const uint8_t *in, size_t inlen, uint8_t *out, size_t 
 /* pwrite of exactly len bytes at off (create.c). */
 int img_pwrite_exact(int fd, const void *buf, size_t len, uint64_t off);
 
+/* What every writer of a new image checks first (create.c), each with a
+ * message naming path: that path is a file name that does not exist yet
+ * (-EEXIST otherwise); a virtual size rounded up to whole sectors, as
+ * qemu-img does, into *ret (-EFBIG past 2^61 bytes); a qcow2 cluster size,
+ * a power of two from 512 to 2 MiB (-EINVAL). */
+int img_check_new_path(const char *path, char *err, size_t errlen);
+int img_round_size(const char *path, uint64_t size, uint64_t *ret, char *err, size_t errlen);
+int img_check_cluster_size(const char *path, uint32_t cs, char *err, size_t errlen);
+
 /* Reads and parses the header cluster of the qcow2 file open on fd, whose
  * size is file_end; a message in msg names what is wrong (chain.c). */
 int qcow2_read_header(int fd, uint64_t file_end, struct qcow2_header *h, char *msg,

@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bytes.h"
+#include "errmsg.h"
 #include "layer.h"
 #include "qcow2_header.h"
 #include "refcount.h"
@@ -127,4 +129,58 @@ int qcow2_write_refcounts(int fd, unsigned cluster_bits, uint64_t total, uint64_
     }
     free(b);
     return r < 0 ? r : write_table(fd, cs, blocks_offset, blocks, table_offset);
+}
+
+static int write_l1(int fd, const uint64_t *l1, uint32_t entries, uint64_t offset)
+{
+    size_t bytes = (size_t)entries * 8;
+    uint8_t *be = malloc(bytes);
+    int r;
+
+    if (!be)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < entries; i++)
+        put_be64(be + (size_t)i * 8, l1[i]);
+    r = img_pwrite_exact(fd, be, bytes, offset);
+    free(be);
+    return r;
+}
+
+static int write_header(int fd, const qcow2_new_header *h)
+{
+    uint8_t *b = calloc(1, (size_t)1 << h->cluster_bits);
+    int r;
+
+    if (!b)
+        return -ENOMEM;
+    qcow2_new_header_build(b, h);
+    r = img_pwrite_exact(fd, b, qcow2_new_header_bytes(h), 0);
+    free(b);
+    return r;
+}
+
+int qcow2_append_finish(int fd, const qcow2_new_header *h, const uint64_t *l1, uint64_t clusters,
+                        const char *path, char *err, size_t errlen)
+{
+    qcow2_new_header n = *h;
+    qcow2_refcount_layout lay;
+    uint64_t total, reftable;
+    int r = qcow2_refcount_layout_for(h->cluster_bits, QCOW2_NEW_REFCOUNT_ORDER, clusters, &lay);
+
+    if (r < 0)
+        return img_errmsg(err, errlen, r, "%s: refcount table too large", path);
+    total = clusters + lay.blocks + lay.table_clusters;
+    reftable = (clusters + lay.blocks) << h->cluster_bits;
+    n.l1_offset = UINT64_C(1) << h->cluster_bits;
+    n.reftable_offset = reftable;
+    n.reftable_clusters = (uint32_t)lay.table_clusters;
+    if (ftruncate(fd, (off_t)(total << h->cluster_bits)) < 0)
+        return img_errmsg(err, errlen, -errno, "%s: %m", path);
+    if ((r = qcow2_write_refcounts(fd, h->cluster_bits, total, clusters << h->cluster_bits,
+                                   lay.blocks, reftable)) == 0 &&
+        (r = write_l1(fd, l1, h->l1_size, n.l1_offset)) == 0)
+        r = write_header(fd, &n);
+    if (r < 0)
+        return img_errmsg(err, errlen, r, "%s: writing the image's metadata: %s", path, strerror(-r));
+    return 0;
 }

@@ -2,7 +2,8 @@
  * the same way: the header cluster (v3, 16-bit refcounts, no feature bits,
  * an optional backing file with its format), the L1 size a virtual size
  * needs, and refcount structures that count a file whose clusters are all
- * in use once. Used by img_create and the copy engine. Internal to storage/. */
+ * in use once, and the end of an image laid out append-only. Used by
+ * img_create, the copy engine and the stream writer. Internal to storage/. */
 #ifndef AGENTD_STORAGE_QCOW2_BUILD_H
 #define AGENTD_STORAGE_QCOW2_BUILD_H
 
@@ -42,5 +43,16 @@ int64_t qcow2_l1_entries_for(uint64_t size, unsigned cluster_bits);
  * rest of each cluster must read as zeros (a hole or zeros already). */
 int qcow2_write_refcounts(int fd, unsigned cluster_bits, uint64_t total, uint64_t blocks_offset,
                           uint64_t blocks, uint64_t table_offset);
+
+/* The end of an image laid out append-only, as the copy engine and the
+ * stream writer lay it out: cluster 0 the header, the L1 table from cluster
+ * 1, then data clusters and L2 tables, `clusters` clusters in all. Appends
+ * refcount blocks and a refcount table that count every cluster once
+ * (themselves included), then writes the L1 table (l1: h->l1_size entries
+ * in host order) and last the header h, its L1 and refcount table offsets
+ * filled in here: until then nothing refers to what was written. Messages
+ * name path. */
+int qcow2_append_finish(int fd, const qcow2_new_header *h, const uint64_t *l1, uint64_t clusters,
+                        const char *path, char *err, size_t errlen);
 
 #endif

@@ -10,7 +10,8 @@
  *
  * This header holds the read side (open, describe, map, read), the write
  * side (create, overlay, check, resize), the io_uring copy engine (copy and
- * rebase) and the parsing of pool locations. */
+ * rebase), the writing of an image from a stream of extents and the
+ * parsing of pool locations. */
 #ifndef AGENTD_STORAGE_H
 #define AGENTD_STORAGE_H
 
@@ -256,6 +257,62 @@ int img_copy_run(const char *src, img_format src_format, const char *dst, const 
  * backing's. The image must not be in use. */
 int img_rebase(const char *path, const char *backing, img_format backing_format,
                const char *const *roots, char *err, size_t errlen);
+
+/* ---- writing an image from a stream ---- */
+
+/* A new standalone image (no backing file) written from guest content that
+ * arrives as (offset, bytes) records in ascending offset order, as an
+ * offline migration receives a disk: under a temp name next to path,
+ * installed whole at finish or not at all. A qcow2 image is laid out
+ * append-only (header cluster, L1 table, then data clusters and L2 tables
+ * in the order they are finished, refcounts at the end); a raw image is a
+ * sparse file of the size. All-zero clusters (qcow2) and all-zero 4 KiB
+ * blocks (raw) are not stored. Memory is one cluster, one L2 table and the
+ * L1 table, whatever the image's size. Every call blocks. */
+typedef struct img_writer img_writer;
+
+typedef struct img_writer_options {
+    img_format format;          /* QCOW2 or RAW */
+    uint64_t size;              /* virtual size in bytes, > 0; rounded up to a multiple of
+                                 * 512 as img_create does */
+    uint32_t cluster_size;      /* qcow2; 0: 65536; a power of two 512..2 MiB */
+} img_writer_options;
+
+/* Opens a temp file next to path (img_temp_open). Refused: path existing
+ * already (-EEXIST), a size of 0 or a bad cluster size (-EINVAL), a size
+ * past 2^61 bytes or one that needs an L1 table past 32 MiB (-EFBIG, as
+ * img_create). ret is untouched on failure. */
+int img_writer_open(const char *path, const img_writer_options *o, img_writer **ret, char *err,
+                    size_t errlen);
+
+/* The temp file's name, so that a caller can record it and remove it after
+ * a crash. */
+const char *img_writer_temp(const img_writer *w);
+
+/* Guest bytes [offset, offset+len). Calls come in ascending order, each
+ * starting at or after the end of the one before; a call that goes back,
+ * overlaps an earlier one or ends past the virtual size is refused with
+ * -EINVAL and changes nothing. Bytes never given read as zeros. A call may
+ * start and end anywhere (a partial cluster is kept until the stream moves
+ * past it). After a write error every later call fails with it. */
+int img_writer_put(img_writer *w, uint64_t offset, const void *buf, size_t len, char *err,
+                   size_t errlen);
+
+/* Writes what remains (the partial cluster, the last L2 table, refcounts,
+ * the L1 table, the header last), fsyncs, opens the result back with
+ * img_open, installs it at path without replacing anything (-EEXIST if
+ * path appeared meanwhile) and syncs the directory. Frees w. On any
+ * failure the temp file is removed. */
+int img_writer_finish(img_writer *w, char *err, size_t errlen);
+
+/* Removes the temp file and frees w (w may be NULL). */
+void img_writer_abort(img_writer *w);
+
+/* After a crash: removes the temp files that a writer, a copy or a create
+ * of path left next to it (".NAME.tmp-XXXXXXXX"), never path itself. Only
+ * for a path that nothing writes at the time (an agent's start). Returns
+ * the number removed, or -errno with a message in err. */
+int img_temp_sweep(const char *path, char *err, size_t errlen);
 
 /* ---- storage pool locations ---- */
 

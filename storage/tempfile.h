@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "storage.h"
+
 /* Opens a new file ".NAME.tmp-XXXXXXXX" next to path (read-write, 0644
  * minus umask, close-on-exec); its name goes into tmp (PATH_MAX bytes).
  * Returns the fd, or a negative errno with a message in err. */
@@ -20,5 +22,13 @@ int img_temp_install(const char *tmp, const char *path, bool replace, char *err,
 
 /* fsyncs the directory that holds path. */
 int img_sync_dir(const char *path, char *err, size_t errlen);
+
+/* The end of every new image written into tmp (open on fd): fsync, close
+ * (fd is closed in every case), open it back with img_open as a reader
+ * would (backing files inside roots), install it at path (img_temp_install)
+ * and sync the directory. On failure tmp is removed, and without replace
+ * nothing is left at path either. */
+int img_temp_commit(int fd, const char *tmp, const char *path, img_format format,
+                    const char *const *roots, bool replace, char *err, size_t errlen);
 
 #endif

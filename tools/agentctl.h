@@ -72,9 +72,12 @@ const ctl_verb *ctl_master_verbs(size_t *ret_n);
 const ctl_verb *ctl_live_verbs(size_t *ret_n);
 const ctl_verb *ctl_migrate_verbs(size_t *ret_n);
 const ctl_verb *ctl_save_verbs(size_t *ret_n);
+const ctl_verb *ctl_move_verbs(size_t *ret_n);
 
 /* Parsers and a printer that verbs in several files share (agentctl_verbs.c). */
 int ctl_parse_nothing(int argc, char **argv, ctl_request *req);
+/* NAME --completed|--failed (migrate-confirm, send-confirm). */
+int ctl_parse_confirm(int argc, char **argv, ctl_request *req);
 /* VERB NAME, sending {"name": NAME}. */
 int ctl_parse_name(int argc, char **argv, ctl_request *req);
 /* "NAME done", done being the verb's word for a plain {} reply. */

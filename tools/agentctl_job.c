@@ -150,3 +150,25 @@ int ctl_job_call(ctl_conn *c, const ctl_request *req, bool json, int64_t deadlin
     ctl_status_finish(&w.line);
     return r;
 }
+
+void ctl_report(ctl_status_line *line, const char *where, const ctl_conn *c, int r)
+{
+    ctl_status_clear(line);
+    fprintf(stderr, "agentctl: %s: ", where);
+    ctl_put_safe(stderr, c->err[0] ? c->err : strerror(-r), 1);
+    fputc('\n', stderr);
+}
+
+int ctl_open_agent(ctl_status_line *line, ctl_conn *c, const char *socket)
+{
+    int64_t deadline = ctl_deadline_after(CTL_DEFAULT_WAIT_S);
+    int r;
+
+    ctl_conn_close(c);
+    ctl_conn_init(c);
+    if ((r = ctl_connect(c, socket, deadline)) < 0 || (r = ctl_negotiate(c, deadline)) < 0) {
+        ctl_report(line, socket, c, r);
+        ctl_conn_close(c);
+    }
+    return r;
+}

@@ -13,7 +13,14 @@
 
 struct ctl_conn;
 struct ctl_request;
+struct ctl_status_line;
 struct json_object;
+
+/* For the verbs that talk to two agents (migrate, move): */
+/* "agentctl: WHERE: the conn's error (or errno r's text)", below the status line. */
+void ctl_report(struct ctl_status_line *line, const char *where, const struct ctl_conn *c, int r);
+/* Opens c afresh on socket and negotiates; a failure is reported. */
+int ctl_open_agent(struct ctl_status_line *line, struct ctl_conn *c, const char *socket);
 
 /* Blocks SIGINT and returns a signalfd that reads it, for a connection's
  * stop_fd; -errno on failure. Blocking it first means a Ctrl-C at any point

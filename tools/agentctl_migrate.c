@@ -42,24 +42,12 @@ typedef struct migration_run {
 
 static void report(migration_run *m, const char *socket, const ctl_conn *c, int r)
 {
-    ctl_status_clear(&m->line);
-    fprintf(stderr, "agentctl: %s: ", socket);
-    ctl_put_safe(stderr, c->err[0] ? c->err : strerror(-r), 1);
-    fputc('\n', stderr);
+    ctl_report(&m->line, socket, c, r);
 }
 
 static int open_agent(migration_run *m, ctl_conn *c, const char *socket)
 {
-    int64_t deadline = ctl_deadline_after(CTL_DEFAULT_WAIT_S);
-    int r;
-
-    ctl_conn_close(c);
-    ctl_conn_init(c);
-    if ((r = ctl_connect(c, socket, deadline)) < 0 || (r = ctl_negotiate(c, deadline)) < 0) {
-        report(m, socket, c, r);
-        ctl_conn_close(c);
-    }
-    return r;
+    return ctl_open_agent(&m->line, c, socket);
 }
 
 /* One request to the destination. Its connection is opened again when it
@@ -439,7 +427,7 @@ static int parse_migrate(int argc, char **argv, ctl_request *req)
 }
 
 /* NAME --completed|--failed: exactly one. */
-static int parse_confirm(int argc, char **argv, ctl_request *req)
+int ctl_parse_confirm(int argc, char **argv, ctl_request *req)
 {
     static const struct option opts[] = {
         { "completed", no_argument, NULL, 'c' },
@@ -499,7 +487,7 @@ static const ctl_verb migrate_verbs[] = {
       "destination runs the guest (QEMU here quits and the VM is removed here, not\n"
       "its disks); --failed once the destination's VM is destroyed (the guest\n"
       "resumes here).\n",
-      parse_confirm, ctl_print_done, NULL },
+      ctl_parse_confirm, ctl_print_done, NULL },
 };
 
 const ctl_verb *ctl_migrate_verbs(size_t *ret_n)

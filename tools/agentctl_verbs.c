@@ -557,33 +557,24 @@ static const ctl_verb verbs[] = {
       ctl_parse_nothing, print_version, NULL },
 };
 
-/* The VM verbs, live operations, migration, save and restore, then storage, then masters and jobs. */
+/* The VM verbs, live operations, migration (live, then offline), save and
+ * restore, then storage, then masters and jobs. */
 const ctl_verb *ctl_verb_at(size_t i)
 {
+    static const ctl_verb *(*const tables[])(size_t *) = {
+        ctl_live_verbs, ctl_migrate_verbs, ctl_move_verbs, ctl_save_verbs, ctl_storage_verbs, ctl_master_verbs,
+    };
     size_t n = sizeof(verbs) / sizeof(verbs[0]);
-    const ctl_verb *more;
 
     if (i < n)
         return &verbs[i];
     i -= n;
-    more = ctl_live_verbs(&n);
-    if (i < n)
-        return &more[i];
-    i -= n;
-    more = ctl_migrate_verbs(&n);
-    if (i < n)
-        return &more[i];
-    i -= n;
-    more = ctl_save_verbs(&n);
-    if (i < n)
-        return &more[i];
-    i -= n;
-    more = ctl_storage_verbs(&n);
-    if (i < n)
-        return &more[i];
-    i -= n;
-    more = ctl_master_verbs(&n);
-    return i < n ? &more[i] : NULL;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++, i -= n) {
+        const ctl_verb *more = tables[t](&n);
+        if (i < n)
+            return &more[i];
+    }
+    return NULL;
 }
 
 const ctl_verb *ctl_verb_find(const char *name)
