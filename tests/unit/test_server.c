@@ -22,6 +22,7 @@
 #include "agent/statefile.h"
 #include "agent/vm.h"
 #include "agent/vm_save.h"
+#include "agent/vm_send.h"
 #include "agent/vm_snapshot.h"
 #include "tests/support/agent_fixture.h"
 #include "tests/support/fake_sysfs.h"
@@ -596,6 +597,58 @@ static void save_and_restore_refuse_bad_arguments_and_wrong_states(void **state)
     assert_string_equal(vm_error(f, "vm-save-discard", "{\"name\": \"sv\"}"), "InvalidState");
 }
 
+/* Offline migration's checks come before anything is written, and name the
+ * field; a sent record found at start keeps the VM from starting anywhere
+ * but on the destination, until it is confirmed. */
+static void send_and_receive_refuse_bad_input_and_a_sent_vm_stays_sent(void **state)
+{
+    fx *f = *state;
+    char text[256];
+    vm *v;
+
+    negotiate(f);
+    v = define_bare(f, "sd");
+    assert_string_equal(vm_error(f, "vm-send", "{\"name\": \"nope\"}"), "NotFound");
+    assert_string_equal(vm_error(f, "vm-send-confirm", "{\"name\": \"sd\"}"), "InvalidParameter");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "completed"));
+    assert_string_equal(vm_error(f, "vm-send-confirm", "{\"name\": \"sd\", \"completed\": true}"),
+                        "InvalidState");
+    assert_string_equal(vm_error(f, "vm-receive", "{\"definition\": {\"name\": \"r1\"}}"), "InvalidParameter");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "disks"));
+    assert_string_equal(vm_error(f, "vm-receive", "{\"definition\": {\"name\": \"r1\"}, \"disks\": []}"),
+                        "InvalidParameter");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "definition.uuid"));
+    snprintf(text, sizeof(text), "{\"definition\": {\"name\": \"sd\", \"uuid\": \"%s\"}, \"disks\": []}",
+             "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9");
+    assert_string_equal(vm_error(f, "vm-receive", text), "Exists");
+    assert_string_equal(vm_error(f, "vm-receive",
+                                 "{\"definition\": {\"name\": \"r1\", \"uuid\": "
+                                 "\"0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9\", \"disks\": [{\"size\": \"1M\"}]}, "
+                                 "\"disks\": [{\"target\": \"vdz\", \"virtual-size\": 1048576}]}"),
+                        "InvalidParameter");
+    assert_non_null(strstr(member_str(last(&f->admin_out), "error", "desc"), "disks[0].target"));
+    assert_null(vm_find(&f->a, "r1"));
+
+    snprintf(text, sizeof(text), "{\"uuid\": \"%s\", \"sent-at\": 1}", v->def.uuid);
+    write_file(v->sent_path, text);
+    vm_send_load(v);
+    assert_string_equal(vm_state_name(v), "sent");
+    assert_string_equal(vm_error(f, "vm-start", "{\"name\": \"sd\"}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-send", "{\"name\": \"sd\"}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-undefine", "{\"name\": \"sd\"}"), "InvalidState");
+    assert_string_equal(vm_error(f, "vm-update", "{\"name\": \"sd\", \"changes\": {\"memory\": 512}}"),
+                        "InvalidState");
+    assert_string_equal(vm_error(f, "vm-send-confirm", "{\"name\": \"sd\", \"completed\": false}"), "");
+    assert_string_equal(vm_state_name(v), "stopped");
+    assert_int_equal(access(v->sent_path, F_OK), -1);
+
+    /* A record of an earlier VM of the same name (another uuid) is stale. */
+    write_file(v->sent_path, "{\"uuid\": \"11111111-2222-4333-8444-555555555555\"}");
+    vm_send_load(v);
+    assert_string_equal(vm_state_name(v), "stopped");
+    assert_int_equal(access(v->sent_path, F_OK), -1);
+}
+
 /* A saved record found at start makes the VM saved: nothing boots, changes
  * or removes it until it is restored or its state discarded. */
 static void a_saved_record_keeps_the_vm_saved_until_discarded(void **state)
@@ -851,6 +904,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(undefine_purge_deletes_the_snapshots_images_too, setup, teardown),
         cmocka_unit_test_setup_teardown(a_qemu_launched_but_never_recorded_is_ended_on_adoption, setup, teardown),
+        cmocka_unit_test_setup_teardown(send_and_receive_refuse_bad_input_and_a_sent_vm_stays_sent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
