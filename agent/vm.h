@@ -154,6 +154,7 @@ struct vm {
     char receiving_path[PATH_MAX];
     statefile_writer *receiving_file;
     struct json_object *snapshots;   /* {"snapshots": [...]} (vm_snapshot.c), or NULL */
+    struct snap_op *snapshot;  /* a snapshot delete QEMU runs (block-stream), while it runs */
     char snapshots_path[PATH_MAX];
     statefile_writer *snapshots_file;
     vm_hostdevs_held held_devs;   /* PCI devices on vfio-pci for its QEMU */

@@ -4,6 +4,7 @@
 #include "vm_hotplug.h"
 #include "vm_migrate.h"
 #include "vm_save.h"
+#include "vm_snapshot.h"
 #include "vm_qmpseq.h"
 #include "vm_disks.h"
 #include "vm_nics.h"
@@ -94,6 +95,7 @@ static void on_qmp_event(qmp_client *c, const char *event, struct json_object *d
     track_run_state(v, event, data);
     vm_migration_on_event(v, event, data);
     vm_save_on_event(v, event, data);
+    vm_snapshot_on_event(v, event, data);
     if (!vm_qmpseq_on_event(v, event, data) && !strcmp(event, "DEVICE_DELETED") &&
         json_object_object_get_ex(data, "device", &dev) && json_object_get_string(dev))
         vm_hotplug_late_delete(v, json_object_get_string(dev));
@@ -208,6 +210,7 @@ static void settle_after_exit(vm *v, struct json_object *info, bool quick_exit)
 {
     vm_job_kind job = v->job;
 
+    vm_snapshot_on_exit(v);
     if (vm_save_on_exit(v, info) || vm_migration_on_exit(v, info))
         return;
     if (job == VM_JOB_START) {

@@ -1,5 +1,6 @@
-/* vm_snapshot.c: snapshot-create, snapshot-revert, snapshot-delete and the
- * snapshot record of a stopped VM.
+/* vm_snapshot.c: snapshot-create, snapshot-revert, snapshot-delete (of a
+ * stopped VM; vm_snapshot_stream.c deletes on a running one) and the
+ * snapshot record.
  *
  * Order, so that a crash at any instant leaves every disk readable and the
  * definition pointing at a whole chain: image files are made (each by the
@@ -11,6 +12,7 @@
  * The image work runs on the thread pool; the VM's job slot keeps it from
  * starting (or being changed) meanwhile. */
 #include "vm_snapshot.h"
+#include "vm_snapshot_internal.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -37,36 +39,6 @@
 
 #define SNAPSHOTS_MAX_BYTES (1024 * 1024)
 #define SNAPSHOTS_MAX 64
-
-typedef enum snap_kind { OP_CREATE, OP_REVERT, OP_DELETE } snap_kind;
-
-typedef struct snap_disk {
-    size_t index;                 /* in the definition */
-    char target[VM_TARGET_MAX + 1];
-    char state[PATH_MAX];         /* the image the snapshot froze */
-    char overlay[PATH_MAX];       /* the image written on top of it */
-    char fresh[PATH_MAX];         /* revert: the new empty overlay */
-    img_format state_format;
-} snap_disk;
-
-typedef struct snap_op {
-    vm *v;
-    snap_kind kind;
-    bool live;                    /* create on a running VM: QEMU switches to the overlays */
-    char name[VM_SNAPSHOT_NAME_MAX + 1];
-    vm_disk_files *files;         /* the pools' roots */
-    size_t n;
-    snap_disk disks[VM_DISKS_MAX];
-    char (*drop)[PATH_MAX];       /* removed once everything is recorded */
-    size_t ndrop;
-    struct json_object *next;     /* the record after the operation */
-    struct json_object *ret;
-    vm_def old;                   /* the definition before, put back on failure */
-    bool def_changed;
-    bool made;                    /* the new images exist: a failure removes them */
-    int status;
-    char err[1024];
-} snap_op;
 
 /* ---- the record ------------------------------------------------------------- */
 
@@ -137,8 +109,11 @@ static ssize_t find_snapshot(struct json_object *arr, const char *name)
 
 /* ---- the operation ---------------------------------------------------------- */
 
-static void op_free(snap_op *op)
+void snapshot_op_free(snap_op *op)
 {
+    if (op->v->snapshot == op)
+        op->v->snapshot = NULL;
+    json_object_put(op->nodes);
     if (op->def_changed)
         vmdef_free(&op->old);
     vm_disk_files_free(op->files);
@@ -150,7 +125,7 @@ static void op_free(snap_op *op)
 
 
 /* On failure: the files this operation made go, nothing else. */
-static void fail(snap_op *op, const char *err_class, const char *desc)
+void snapshot_fail(snap_op *op, const char *err_class, const char *desc)
 {
     vm *v = op->v;
 
@@ -164,27 +139,51 @@ static void fail(snap_op *op, const char *err_class, const char *desc)
     for (size_t i = 0; op->made && op->kind != OP_DELETE && i < op->n; i++)
         agent_unlink_later(v->agent->loop, op->kind == OP_CREATE ? op->disks[i].overlay : op->disks[i].fresh);
     vm_job_finish_error(v, err_class, "%s", desc);
-    op_free(op);
+    snapshot_op_free(op);
+}
+
+static void unlink_drops(void *arg)
+{
+    snap_op *op = arg;
+
+    for (size_t i = 0; i < op->ndrop; i++)
+        if (unlink(op->drop[i]) < 0 && errno != ENOENT)
+            log_err("%s: cannot remove it: %m", op->drop[i]);
+}
+
+static void dropped(void *arg)
+{
+    snap_op *op = arg;
+    struct json_object *ret = op->ret;
+
+    op->v->pending_io--;
+    op->ret = NULL;
+    vm_job_finish_ok(op->v, ret);
+    snapshot_op_free(op);
 }
 
 static void on_record_saved(int status, void *opaque)
 {
     snap_op *op = opaque;
     vm *v = op->v;
-    struct json_object *ret = op->ret;
 
     if (status < 0)
         log_err("vm %s: writing %s: %s; the snapshot list is behind the disks", v->def.name,
                 v->snapshots_path, strerror(-status));
-    op->ret = NULL;
-    vm_job_finish_ok(v, ret);
-    /* Everything is recorded: what nothing uses any more goes. */
-    for (size_t i = 0; i < op->ndrop; i++)
-        agent_unlink_later(v->agent->loop, op->drop[i]);
-    op_free(op);
+    /* Everything is recorded: what nothing uses any more goes, before the
+     * reply, so a caller that looks finds it gone. */
+    v->pending_io++;
+    if (agent_work(v->agent->loop, unlink_drops, dropped, op) < 0) {
+        v->pending_io--;
+        for (size_t i = 0; i < op->ndrop; i++)
+            agent_unlink_later(v->agent->loop, op->drop[i]);
+        op->ndrop = 0;
+        v->pending_io++;
+        dropped(op);
+    }
 }
 
-static void save_record(snap_op *op)
+void snapshot_save_record(snap_op *op)
 {
     vm *v = op->v;
     struct json_object *rec = json_object_new_object();
@@ -207,7 +206,7 @@ static void on_definition_saved(vm *v, const vm_result *res, void *opaque)
     snap_op *op = opaque;
 
     if (res->status < 0) {
-        fail(op, "GenericError", res->err_desc);
+        snapshot_fail(op, "GenericError", res->err_desc);
         return;
     }
     if (op->live) {
@@ -216,7 +215,7 @@ static void on_definition_saved(vm *v, const vm_result *res, void *opaque)
     }
     vmdef_free(&op->old);
     op->def_changed = false;
-    save_record(op);
+    snapshot_save_record(op);
 }
 
 /* ---- a running VM: QEMU moves to the overlays ----------------------------------- */
@@ -226,7 +225,7 @@ static void live_failed(snap_op *op, const char *err_class, const char *desc)
 {
     vm *v = op->v;
 
-    fail(op, err_class, desc);
+    snapshot_fail(op, err_class, desc);
     if (vm_save_definition(v, NULL, NULL) < 0)
         log_err("vm %s: its definition names the snapshot's overlays, which QEMU does not use; "
                 "vm-update it to the disks' images", v->def.name);
@@ -242,7 +241,7 @@ static void on_switched(vm *v, int status, const char *err_class, const char *er
     }
     vmdef_free(&op->old);
     op->def_changed = false;
-    save_record(op);
+    snapshot_save_record(op);
 }
 
 /* The highest N of target's overlay nodes "drive-T-sN" QEMU has, 0 for none. */
@@ -354,7 +353,7 @@ static void repoint_and_save(snap_op *op)
     char desc[256];
 
     if (vmdef_copy(&v->def, &op->old) < 0) {
-        fail(op, "GenericError", "out of memory");
+        snapshot_fail(op, "GenericError", "out of memory");
         return;
     }
     op->def_changed = true;
@@ -362,12 +361,12 @@ static void repoint_and_save(snap_op *op)
         snap_disk *d = &op->disks[i];
         if (point_disk_at(&v->def.disks[d->index], op->kind == OP_CREATE ? d->overlay : d->fresh) < 0) {
             snprintf(desc, sizeof(desc), "disks[%zu]: the new image's name is too long for a volume", d->index);
-            fail(op, "GenericError", desc);
+            snapshot_fail(op, "GenericError", desc);
             return;
         }
     }
     if (vm_save_definition(v, on_definition_saved, op) < 0)
-        fail(op, "GenericError", "saving the definition: out of memory");
+        snapshot_fail(op, "GenericError", "saving the definition: out of memory");
 }
 
 static void after_images(void *arg)
@@ -376,12 +375,12 @@ static void after_images(void *arg)
 
     op->v->pending_io--;
     if (op->status < 0) {
-        fail(op, op->status == -EEXIST ? "Exists" : "GenericError", op->err);
+        snapshot_fail(op, op->status == -EEXIST ? "Exists" : "GenericError", op->err);
         return;
     }
     op->made = true;
     if (op->kind == OP_DELETE)
-        save_record(op);   /* the definition's tops did not move */
+        snapshot_save_record(op);   /* the definition's tops did not move */
     else
         repoint_and_save(op);
 }
@@ -391,13 +390,13 @@ static void run_images(snap_op *op, agent_work_fn *work)
     op->v->pending_io++;
     if (agent_work(op->v->agent->loop, work, after_images, op) < 0) {
         op->v->pending_io--;
-        fail(op, "GenericError", "queueing the image work: out of memory");
+        snapshot_fail(op, "GenericError", "queueing the image work: out of memory");
     }
 }
 
 /* ---- image work (thread pool) -------------------------------------------------- */
 
-static const char *file_name(const char *path)
+const char *snapshot_file_name(const char *path)
 {
     const char *s = strrchr(path, '/');
 
@@ -423,7 +422,7 @@ static void overlays_work(void *arg)
             break;
         }
         /* Side by side, so the backing name is relative and the pool can move. */
-        if ((op->status = img_overlay(at, file_name(d->state), d->state_format,
+        if ((op->status = img_overlay(at, snapshot_file_name(d->state), d->state_format,
                                       (const char *const *)op->files->roots, e, sizeof(e))) < 0) {
             snprintf(op->err, sizeof(op->err), "disks[%zu]: %s: %s", d->index, at, e);
             break;
@@ -434,14 +433,10 @@ static void overlays_work(void *arg)
             unlink(op->kind == OP_CREATE ? op->disks[made].overlay : op->disks[made].fresh);
 }
 
-/* The snapshot's overlay takes its state's content (rebased onto the
- * state's own backing, or made whole when it has none): the state is then
- * used by nothing. Each step is atomic and keeps the guest's content. */
-static int merge_down(snap_op *op, snap_disk *d)
+int snapshot_locate(snap_op *op, snap_disk *d)
 {
-    const char *const *roots = (const char *const *)op->files->roots;
-    img_open_options o = { .roots = roots };
-    img_layer_info top, below;
+    img_open_options o = { .roots = (const char *const *)op->files->roots };
+    img_layer_info top, state, below;
     char e[512], real_state[PATH_MAX];
     img *chain;
     int r;
@@ -450,22 +445,48 @@ static int merge_down(snap_op *op, snap_disk *d)
         snprintf(op->err, sizeof(op->err), "disks[%zu]: %s: %s", d->index, d->overlay, e);
         return r;
     }
-    r = img_depth(chain) > 1 ? img_layer_info_get(chain, 1, &top) : -ENOENT;
+    r = img_layer_info_get(chain, 0, &top);
+    if (r == 0)
+        r = img_depth(chain) > 1 ? img_layer_info_get(chain, 1, &state) : -ESTALE;
     if (r == 0 && img_depth(chain) > 2)
         r = img_layer_info_get(chain, 2, &below);
     img_close(chain);
-    if (r < 0 && r != -ENOENT)
-        return r;
-    if (r == -ENOENT || !realpath(d->state, real_state) || strcmp(top.path, real_state)) {
+    if (r == 0 && (!realpath(d->state, real_state) || strcmp(state.path, real_state)))
+        r = -ESTALE;
+    if (r < 0) {
         snprintf(op->err, sizeof(op->err), "disks[%zu]: %s is no longer backed by %s; the chain changed",
                  d->index, d->overlay, d->state);
-        return -ESTALE;
+        return r;
     }
-    if (top.has_backing) {
-        bool side_by_side = !strncmp(below.path, d->overlay, (size_t)(file_name(d->overlay) - d->overlay)) &&
-                            strchr(below.path + (file_name(d->overlay) - d->overlay), '/') == NULL;
-        r = img_rebase(d->overlay, side_by_side ? file_name(below.path) : below.path, below.format, roots, e,
-                       sizeof(e));
+    snprintf(d->overlay_real, sizeof(d->overlay_real), "%s", top.path);
+    snprintf(d->state_real, sizeof(d->state_real), "%s", state.path);
+    d->base_real[0] = d->base_name[0] = '\0';
+    if (state.has_backing) {
+        /* Side by side, the overlay names its new backing relatively, as
+         * every image the agent makes does, so the pool can move. */
+        size_t dir = (size_t)(snapshot_file_name(top.path) - top.path);
+        bool side_by_side = !strncmp(below.path, top.path, dir) && !strchr(below.path + dir, '/');
+        snprintf(d->base_real, sizeof(d->base_real), "%s", below.path);
+        snprintf(d->base_name, sizeof(d->base_name), "%s",
+                 side_by_side ? snapshot_file_name(below.path) : below.path);
+        d->base_format = below.format;
+    }
+    return 0;
+}
+
+/* The snapshot's overlay takes its state's content (rebased onto the
+ * state's own backing, or made whole when it has none): the state is then
+ * used by nothing. Each step is atomic and keeps the guest's content. */
+static int merge_down(snap_op *op, snap_disk *d)
+{
+    const char *const *roots = (const char *const *)op->files->roots;
+    char e[512];
+    int r;
+
+    if ((r = snapshot_locate(op, d)) < 0)
+        return r;
+    if (d->base_real[0]) {
+        r = img_rebase(d->overlay, d->base_name, d->base_format, roots, e, sizeof(e));
     } else {
         img_copy_options c = { .format = IMG_FORMAT_QCOW2, .replace = true, .roots = roots };
         r = img_copy_run(d->overlay, IMG_FORMAT_QCOW2, d->overlay, &c, NULL, e, sizeof(e));
@@ -501,7 +522,7 @@ static bool name_ok(const char *name, vm_result *res)
 static bool stopped(vm *v, vm_result *res)
 {
     if (v->state != VM_STOPPED && v->state != VM_CRASHED) {
-        vm_refuse(res, "InvalidState", "%s is %s: snapshots are reverted and deleted on a stopped VM",
+        vm_refuse(res, "InvalidState", "%s is %s: snapshots are reverted on a stopped VM",
                   v->def.name, vm_state_name(v));
         return false;
     }
@@ -523,7 +544,7 @@ static snap_op *op_new(vm *v, snap_kind kind, const char *name, vm_result *res)
     snprintf(op->name, sizeof(op->name), "%s", name);
     if (vm_disks_locate(v->agent, &v->def, op->files, err, sizeof(err)) < 0) {
         vm_refuse(res, "InvalidState", "%s", err);
-        op_free(op);
+        snapshot_op_free(op);
         return NULL;
     }
     return op;
@@ -555,7 +576,7 @@ static struct json_object *entry_json(snap_op *op)
 static int start(snap_op *op, vm_done_cb cb, void *opaque, vm_result *res, agent_work_fn *work)
 {
     if (!vm_job_begin(op->v, VM_JOB_SNAPSHOT, cb, opaque, res)) {
-        op_free(op);
+        snapshot_op_free(op);
         return -1;
     }
     run_images(op, work);
@@ -572,7 +593,7 @@ static bool can_snapshot(vm *v, bool *live, vm_result *res)
     }
     if (*live || v->state == VM_STOPPED || v->state == VM_CRASHED)
         return true;
-    vm_refuse(res, "InvalidState", "%s is %s: snapshots are taken of a running, paused or stopped VM",
+    vm_refuse(res, "InvalidState", "%s is %s: snapshots are taken and deleted on a running, paused or stopped VM",
               v->def.name, vm_state_name(v));
     return false;
 }
@@ -611,14 +632,14 @@ int vm_snapshot_create(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
         if (snprintf(s->overlay, sizeof(s->overlay), "%s/%s.%s.%s.qcow2", dirname(dir), v->def.name, d->target,
                      name) >= (int)sizeof(s->overlay)) {
             vm_refuse(res, "InvalidParameter", "snapshot: the overlay's path for disks[%zu] is too long", i);
-            op_free(op);
+            snapshot_op_free(op);
             return -1;
         }
         op->n++;
     }
     if (op->n == 0) {
         vm_refuse(res, "InvalidState", "%s has no writable disk to snapshot", v->def.name);
-        op_free(op);
+        snapshot_op_free(op);
         return -1;
     }
     op->next = vm_snapshot_list(v);
@@ -705,12 +726,15 @@ static int collect_from(snap_op *op, struct json_object *arr, size_t k)
     return 0;
 }
 
+static bool can_snapshot(vm *v, bool *live, vm_result *res);
+
 static snap_op *op_for(vm *v, snap_kind kind, const char *name, ssize_t *k, vm_result *res)
 {
     struct json_object *arr = snapshots_of(v);
+    bool live = false;
     snap_op *op;
 
-    if (!name_ok(name, res) || !stopped(v, res))
+    if (!name_ok(name, res) || (kind == OP_DELETE ? !can_snapshot(v, &live, res) : !stopped(v, res)))
         return NULL;
     if ((*k = find_snapshot(arr, name)) < 0) {
         vm_refuse(res, "NotFound", "snapshot: %s has no snapshot named %s", v->def.name, name);
@@ -718,8 +742,9 @@ static snap_op *op_for(vm *v, snap_kind kind, const char *name, ssize_t *k, vm_r
     }
     if (!(op = op_new(v, kind, name, res)))
         return NULL;
+    op->live = live;
     if (load_disks(op, json_object_array_get_idx(arr, (size_t)*k), res) < 0) {
-        op_free(op);
+        snapshot_op_free(op);
         return NULL;
     }
     return op;
@@ -749,13 +774,13 @@ int vm_snapshot_revert(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
         if (len >= (int)sizeof(fresh)) {
             vm_refuse(res, "InvalidParameter", "snapshot: the new overlay's path for disks[%zu] is too long",
                       d->index);
-            op_free(op);
+            snapshot_op_free(op);
             return -1;
         }
     }
     if (collect_from(op, arr, (size_t)k) < 0) {
         vm_refuse(res, "GenericError", "out of memory");
-        op_free(op);
+        snapshot_op_free(op);
         return -1;
     }
     /* What comes after the snapshot was built on what is dropped: it goes too. */
@@ -790,7 +815,7 @@ int vm_snapshot_delete(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
         return -1;
     if (!(op->drop = calloc(op->n ? op->n : 1, sizeof(*op->drop)))) {
         vm_refuse(res, "GenericError", "out of memory");
-        op_free(op);
+        snapshot_op_free(op);
         return -1;
     }
     for (size_t i = 0; i < op->n; i++)
@@ -813,5 +838,12 @@ int vm_snapshot_delete(vm *v, const char *name, vm_done_cb cb, void *opaque, vm_
         json_object_array_add(op->next, copy);
     }
     op->ret = json_object_new_object();
-    return start(op, cb, opaque, res, delete_work);
+    if (!op->live)
+        return start(op, cb, opaque, res, delete_work);
+    if (!vm_job_begin(v, VM_JOB_SNAPSHOT, cb, opaque, res)) {
+        snapshot_op_free(op);
+        return -1;
+    }
+    snapshot_stream_start(op);
+    return 0;
 }

@@ -166,8 +166,9 @@ static const ctl_verb save_verbs[] = {
       "dropped, and so are the snapshots taken after it.\n",
       parse_snapshot, print_snapshot_done, NULL },
     { "snapshot-delete", "snapshot-delete", "deleted", "NAME SNAP",
-      "Deletes a stopped VM's snapshot (OpenNebula's snap-delete): its frozen image is\n"
-      "merged into the overlay above it, and the disks' content stays as it is.\n",
+      "Deletes a snapshot (OpenNebula's snap-delete): its frozen image is merged into\n"
+      "the overlay above it (by QEMU's block-stream while the VM runs), and the\n"
+      "disks' content stays as it is.\n",
       parse_snapshot, print_snapshot_done, NULL },
 };
 

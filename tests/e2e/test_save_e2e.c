@@ -445,6 +445,66 @@ static void a_live_snapshot_keeps_the_guest_running_and_reverts_like_any(void **
     assert_disk_sum(x, first);
 }
 
+/* No state of a snapshot is open in QEMU any more: its file is out of the graph. */
+static void assert_qemu_lacks(t *x, const char *file)
+{
+    struct json_object *reply = call_ok(x, "vm-qmp", "{\"name\": \"" VM "\", \"command\": "
+                                        "\"query-named-block-nodes\"}");
+    const char *text = json_object_to_json_string(agent_return(reply));
+
+    assert_non_null(text);
+    assert_null(strstr(text, file));
+    json_object_put(reply);
+}
+
+/* Deleted while the guest runs: QEMU's block-stream merges each state into
+ * the overlay above (with the state's backing as the base, or whole when it
+ * has none), the guest reads what it wrote, and the state files go. */
+static void a_live_delete_merges_while_the_guest_runs(void **state)
+{
+    t *x = *state;
+    char first[GUEST_LINE_MAX], later[GUEST_LINE_MAX], last[GUEST_LINE_MAX], disk0[256], state2[256];
+    struct json_object *list;
+
+    boot_guest(x);
+    write_and_sum(x, first, sizeof(first));
+    snapshot(x, "snapshot-create", "s1");
+    write_and_sum(x, later, sizeof(later));
+    snapshot(x, "snapshot-create", "s2");
+    write_and_sum(x, last, sizeof(last));
+    assert_int_equal(check_images(x), 3);
+    list = call_ok(x, "snapshot-list", "{\"name\": \"" VM "\"}");
+    snprintf(disk0, sizeof(disk0), "%s",
+             json_object_get_string(member(json_object_array_get_idx(
+                 member(json_object_array_get_idx(agent_return(list), 0), "disks"), 0), "state")));
+    snprintf(state2, sizeof(state2), "%s",
+             json_object_get_string(member(json_object_array_get_idx(
+                 member(json_object_array_get_idx(agent_return(list), 1), "disks"), 0), "state")));
+    json_object_put(list);
+
+    /* The newer first: its state has a backing (the disk's image), the base of the stream. */
+    snapshot(x, "snapshot-delete", "s2");
+    assert_runs_once(x, "running");
+    assert_int_equal(check_images(x), 2);
+    assert_int_equal(access(state2, F_OK), -1);
+    assert_qemu_lacks(x, state2);
+    guest_run(x, VM, "sync; echo 3 >/proc/sys/vm/drop_caches");
+    assert_disk_sum(x, last);
+    /* Then the first, whose state has no backing: the overlay is made whole. */
+    snapshot(x, "snapshot-delete", "s1");
+    assert_int_equal(check_images(x), 1);
+    assert_int_equal(access(disk0, F_OK), -1);
+    assert_qemu_lacks(x, disk0);
+    list = call_ok(x, "snapshot-list", "{\"name\": \"" VM "\"}");
+    assert_int_equal(json_object_array_length(agent_return(list)), 0);
+    json_object_put(list);
+    guest_run(x, VM, "sync; echo 3 >/proc/sys/vm/drop_caches");
+    assert_disk_sum(x, last);
+    vm_cmd(x, "vm-destroy", VM);
+    boot_again(x, 2);
+    assert_disk_sum(x, last);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +516,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_agent_killed_during_a_restore_leaves_it_saved, setup, teardown),
         cmocka_unit_test_setup_teardown(a_reverted_snapshot_drops_what_the_guest_wrote_and_deletes_merge_down,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(a_live_delete_merges_while_the_guest_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(a_live_snapshot_keeps_the_guest_running_and_reverts_like_any, setup,
                                         teardown),
     };
