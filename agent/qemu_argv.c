@@ -39,9 +39,12 @@ static int check_path(const char *field, const char *path, errbuf *e)
     return 0;
 }
 
-static int check_paths(const qemu_paths *p, errbuf *e)
+static int check_paths(const vm_def *def, const qemu_paths *p, errbuf *e)
 {
     int r;
+
+    if (def->guest_agent && (r = check_path("paths.qga_socket", p->qga_socket, e)) < 0)
+        return r;
 
     if ((r = check_path("paths.qmp_socket", p->qmp_socket, e)) < 0 ||
         (r = check_path("paths.serial_socket", p->serial_socket, e)) < 0 ||
@@ -72,7 +75,7 @@ static int check_inputs(const vm_def *def, const qemu_host *host, const qemu_pat
     if (!def || !host || !paths)
         return errbuf_fail(e, "qemu_argv_build: missing argument");
     if ((r = vmdef_validate(def, e->buf, e->len)) < 0 || (r = check_host(host, e)) < 0 ||
-        (r = check_paths(paths, e)) < 0 || (r = qemu_disks_check(def, paths, e)) < 0 ||
+        (r = check_paths(def, paths, e)) < 0 || (r = qemu_disks_check(def, paths, e)) < 0 ||
         (r = qemu_nics_check(def, paths, e)) < 0)
         return r;
     if (def->vnc && (!paths->vnc_listen || !*paths->vnc_listen || strpbrk(paths->vnc_listen, ",\n") ||
@@ -199,6 +202,28 @@ static void push_serial(argv_buf *b, const qemu_paths *paths)
     argv_push(b, "chardev:serial0");
 }
 
+/* qemu-ga finds its port by this name. The controller sits at a fixed
+ * slot below the hotplug ports, so turning the agent on moves nothing else. */
+static void push_guest_agent(argv_buf *b, const vm_def *def, const qemu_paths *paths)
+{
+    char *sock;
+
+    if (!def->guest_agent)
+        return;
+    sock = escape_commas(paths->qga_socket);
+    argv_push(b, "-chardev");
+    if (sock)
+        argv_pushf(b, "socket,id=qga0,path=%s,server=on,wait=off", sock);
+    else
+        argv_push_owned(b, NULL);
+    free(sock);
+    argv_push(b, "-device");
+    argv_pushf(b, "virtio-serial-pci,id=vserial0,bus=%s,addr=0xf",
+               qemu_machine_family_of(def->machine) == QEMU_MACHINE_Q35 ? "pcie.0" : "pci.0");
+    argv_push(b, "-device");
+    argv_push(b, "virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0");
+}
+
 /* QEMU drops to the run-as user with setuid() after it has installed its
  * seccomp filter, and elevateprivileges=deny kills it for that (SIGSYS, seen
  * on QEMU 7.2). Once it runs as an unprivileged user it cannot regain
@@ -293,6 +318,7 @@ int qemu_argv_build(const vm_def *def, const qemu_host *host, const qemu_paths *
     push_vnc(&b, def, paths);
     push_boot(&b, def);
     qemu_push_hotplug_ports(&b, def);
+    push_guest_agent(&b, def, paths);
     /* Every VM gets a balloon, so its memory can be taken back while it runs. */
     argv_push(&b, "-device");
     argv_push(&b, "virtio-balloon-pci,id=balloon0");

@@ -50,6 +50,7 @@ typedef struct qemu_paths {
      * binds qmp_socket itself. */
     int qmp_fd;
     const char *serial_socket;/* the serial console chardev */
+    const char *qga_socket;   /* the guest agent's channel, for a definition with guest-agent */
     const char *console_log;  /* everything the guest prints on its serial port */
     const char *pidfile;
     const qemu_disk_chain *disks;   /* one per disk of the definition */

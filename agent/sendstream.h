@@ -72,7 +72,7 @@ void ss_decoder_free(ss_decoder *d);
 /* Takes len bytes: 0 while more is expected, 1 when the stream ended (bytes
  * after STREAM_END are refused), negative when it is invalid, the source
  * aborted (-ECONNABORTED, its words in d->err) or a sink refused (d->err
- * says why, naming the disk and offset). */
+ * says why, naming the disk, and the offset for a fault of a frame). */
 int ss_decoder_feed(ss_decoder *d, const uint8_t *data, size_t len);
 
 #endif

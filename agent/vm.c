@@ -86,11 +86,12 @@ static int set_paths(vm *v)
         path_join(v->qemu_log, a->logs_dir, n, ".qemu.log") < 0 ||
         path_join(v->qmp_path, v->run_dir, "qmp.sock", "") < 0 ||
         path_join(v->serial_path, v->run_dir, "serial.sock", "") < 0 ||
+        path_join(v->qga_path, v->run_dir, "qga.sock", "") < 0 ||
         path_join(v->pidfile, v->run_dir, "qemu.pid", "") < 0 ||
         path_join(v->runtime_path, v->run_dir, "runtime.json", "") < 0)
         return -ENAMETOOLONG;
     /* A unix socket path has to fit sockaddr_un. */
-    if (strlen(v->serial_path) >= 108)
+    if (strlen(v->qga_path) >= 108)
         return -ENAMETOOLONG;
     return 0;
 }

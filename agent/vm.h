@@ -171,6 +171,7 @@ struct vm {
     char run_dir[PATH_MAX];
     char qmp_path[PATH_MAX];
     char serial_path[PATH_MAX];
+    char qga_path[PATH_MAX];      /* the guest agent's channel, for a definition with guest-agent */
     char pidfile[PATH_MAX];
     char runtime_path[PATH_MAX];
     char def_path[PATH_MAX];

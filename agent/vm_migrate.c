@@ -135,6 +135,7 @@ static void unlink_sockets(vm *v)
 {
     unlink(v->qmp_path);
     unlink(v->serial_path);
+    unlink(v->qga_path);
     rmdir(v->run_dir);
 }
 

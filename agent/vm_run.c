@@ -498,7 +498,8 @@ static void run_spawn(uv_work_t *req)
     spawn_work *w = (spawn_work *)req;
     vm *v = w->v;
     qemu_paths paths = { .qmp_socket = v->qmp_path, .qmp_fd = PROC_PASSED_FD,
-                         .serial_socket = v->serial_path, .console_log = v->console_log,
+                         .serial_socket = v->serial_path, .qga_socket = v->qga_path,
+                         .console_log = v->console_log,
                          .pidfile = v->pidfile, .disks = w->files->chains, .ndisks = w->files->ndisks,
                          .nics = w->nics->child, .nnics = w->def.nnics,
                          .vnc_listen = v->agent->cfg.vnc_listen, .vnc_port = w->vnc_port,
@@ -647,6 +648,7 @@ int vm_launch(vm *v, char *err, size_t errlen)
     /* Sockets left by a dead QEMU would make the binds fail. */
     unlink(v->qmp_path);
     unlink(v->serial_path);
+    unlink(v->qga_path);
     if ((r = listen_qmp(v, &w->qmp_fd)) < 0) {
         snprintf(err, errlen, "QMP socket %s: %s", v->qmp_path, strerror(-r));
         spawn_work_free(w);

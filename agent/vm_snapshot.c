@@ -33,6 +33,7 @@
 #include "storage/storage.h"
 #include "qemu_devices.h"
 #include "vm_disks.h"
+#include "vm_qga.h"
 #include "vm_qmpseq.h"
 #include "vm_internal.h"
 #include "work.h"
@@ -220,15 +221,45 @@ static void on_definition_saved(vm *v, const vm_result *res, void *opaque)
 
 /* ---- a running VM: QEMU moves to the overlays ----------------------------------- */
 
-/* QEMU did not switch: the definition names the old tops again. */
-static void live_failed(snap_op *op, const char *err_class, const char *desc)
+static void switch_ended(snap_op *op);
+
+static void on_thawed(vm *v, void *opaque)
+{
+    snap_op *op = opaque;
+
+    op->freeze_sent = false;
+    switch_ended(op);
+}
+
+/* QEMU switched or refused; a frozen guest is thawed first, whatever the
+ * answer. On a refusal the definition names the old tops again. */
+static void switch_ended(snap_op *op)
 {
     vm *v = op->v;
 
-    snapshot_fail(op, err_class, desc);
-    if (vm_save_definition(v, NULL, NULL) < 0)
-        log_err("vm %s: its definition names the snapshot's overlays, which QEMU does not use; "
-                "vm-update it to the disks' images", v->def.name);
+    if (op->freeze_sent) {
+        vm_qga_thaw(v, on_thawed, op);
+        return;
+    }
+    if (op->switch_status < 0) {
+        snapshot_fail(op, op->switch_class, op->switch_desc);
+        if (vm_save_definition(v, NULL, NULL) < 0)
+            log_err("vm %s: its definition names the snapshot's overlays, which QEMU does not use; "
+                    "vm-update it to the disks' images", v->def.name);
+        return;
+    }
+    json_object_object_add(op->ret, "frozen", json_object_new_boolean(op->frozen));
+    vmdef_free(&op->old);
+    op->def_changed = false;
+    snapshot_save_record(op);
+}
+
+static void live_failed(snap_op *op, const char *err_class, const char *desc)
+{
+    op->switch_status = -1;
+    snprintf(op->switch_class, sizeof(op->switch_class), "%s", err_class);
+    snprintf(op->switch_desc, sizeof(op->switch_desc), "%s", desc);
+    switch_ended(op);
 }
 
 static void on_switched(vm *v, int status, const char *err_class, const char *err_desc, void *opaque)
@@ -239,9 +270,8 @@ static void on_switched(vm *v, int status, const char *err_class, const char *er
         live_failed(op, err_class, err_desc);
         return;
     }
-    vmdef_free(&op->old);
-    op->def_changed = false;
-    snapshot_save_record(op);
+    op->switch_status = 0;
+    switch_ended(op);
 }
 
 /* The highest N of target's overlay nodes "drive-T-sN" QEMU has, 0 for none. */
@@ -317,10 +347,21 @@ static void on_nodes(qmp_client *c, const qmp_reply *r, void *opaque)
     }
 }
 
+static void on_frozen(vm *v, bool sent, bool frozen, void *opaque)
+{
+    snap_op *op = opaque;
+
+    op->freeze_sent = sent;
+    op->frozen = frozen;
+    if (vm_qmp(v, "query-named-block-nodes", NULL, on_nodes, op) < 0)
+        live_failed(op, "GenericError", "QMP is not connected");
+}
+
+/* The images exist and the definition names them: the guest's file
+ * systems are frozen (when it has an agent), QEMU switches, they thaw. */
 static void live_switch(snap_op *op)
 {
-    if (vm_qmp(op->v, "query-named-block-nodes", NULL, on_nodes, op) < 0)
-        live_failed(op, "GenericError", "QMP is not connected");
+    vm_qga_freeze(op->v, on_frozen, op);
 }
 
 /* Disk i of the definition now names path (in the same directory as before). */

@@ -44,6 +44,11 @@ typedef struct snap_op {
     vm_def old;                   /* the definition before, put back on failure */
     bool def_changed;
     bool made;                    /* the new images exist: a failure removes them */
+    bool freeze_sent;             /* live create: the guest agent was asked to freeze; thaw follows */
+    bool frozen;                  /* ... and said it froze the file systems */
+    int switch_status;            /* live create: QEMU's answer, kept while the guest thaws */
+    char switch_class[32];
+    char switch_desc[512];
     int status;
     char err[1024];
     /* A delete on a running VM: the disk being streamed, QEMU's nodes. */

@@ -741,6 +741,7 @@ static const struct field {
     {"nics", vmdef_nics_parse},
     {"passthrough", vmdef_passthrough_parse},
     {"vnc", vmdef_vnc_parse},
+    {"guest-agent", vmdef_guest_agent_parse},
     {"hotplug-slots", vmdef_hotplug_slots_parse},
     {"cpu-shares", vmdef_cpu_shares_parse},
     {"memory-limit", vmdef_memory_limit_parse},

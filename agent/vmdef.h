@@ -156,6 +156,7 @@ typedef struct vm_def {
     vm_hostdev hostdevs[VM_HOSTDEVS_MAX];
     size_t nhostdevs;
     bool vnc;                               /* a VNC display, password-protected */
+    bool guest_agent;                       /* a virtio-serial channel for qemu-ga */
     uint32_t hotplug_slots;                 /* PCI ports kept free for hotplugged disks and NICs */
     uint32_t cpu_weight;                    /* cgroup weight 1..10000 (cpu-shares x 100); 0: the default */
     uint64_t memory_limit_mib;              /* cgroup memory limit; 0: none */

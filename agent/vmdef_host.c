@@ -1,5 +1,7 @@
 /* vmdef_host.c: definition members that shape how the host runs the VM
  * rather than what the guest sees: "vnc" (a password-protected display),
+ * "guest-agent" (a channel to qemu-ga in the guest, for freezing its file
+ * systems before a snapshot),
  * "cpu-shares" (OpenNebula's CPU: the VM's share of host CPU time relative
  * to other VMs, 1.0 being one physical CPU's worth) and "memory-limit" (a
  * cap on the whole QEMU process, guest RAM and QEMU's own memory). The last
@@ -23,6 +25,14 @@ int vmdef_vnc_parse(struct json_object *v, vm_def *d, errbuf *e)
     if (!json_object_is_type(v, json_type_boolean))
         return errbuf_fail(e, "vnc: must be true or false");
     d->vnc = json_object_get_boolean(v);
+    return 0;
+}
+
+int vmdef_guest_agent_parse(struct json_object *v, vm_def *d, errbuf *e)
+{
+    if (!json_object_is_type(v, json_type_boolean))
+        return errbuf_fail(e, "guest-agent: must be true or false");
+    d->guest_agent = json_object_get_boolean(v);
     return 0;
 }
 
@@ -139,6 +149,7 @@ int vmdef_host_validate(const vm_def *d, errbuf *e)
 int vmdef_host_to_json(const vm_def *d, struct json_object *o)
 {
     if (json_object_object_add(o, "vnc", json_object_new_boolean(d->vnc)) < 0 ||
+        json_object_object_add(o, "guest-agent", json_object_new_boolean(d->guest_agent)) < 0 ||
         json_object_object_add(o, "hotplug-slots", json_object_new_int((int)d->hotplug_slots)) < 0)
         return -1;
     if (d->cpu_weight &&
@@ -154,6 +165,8 @@ const char *vmdef_host_difference(const vm_def *a, const vm_def *b)
 {
     if (a->vnc != b->vnc)
         return "vnc";
+    if (a->guest_agent != b->guest_agent)
+        return "guest-agent";
     if (a->hotplug_slots != b->hotplug_slots)
         return "hotplug-slots";
     if (a->cpu_weight != b->cpu_weight)

@@ -59,6 +59,7 @@ bool vmdef_passthrough_equal(const vm_def *a, const vm_def *b);
 /* vmdef_host.c: vnc, cpu-shares, memory-limit: how the host runs the VM;
  * hotplug-slots and the slots of disks and NICs. */
 int vmdef_vnc_parse(struct json_object *v, vm_def *d, errbuf *e);
+int vmdef_guest_agent_parse(struct json_object *v, vm_def *d, errbuf *e);
 int vmdef_hotplug_slots_parse(struct json_object *v, vm_def *d, errbuf *e);
 int vmdef_cpu_shares_parse(struct json_object *v, vm_def *d, errbuf *e);
 int vmdef_memory_limit_parse(struct json_object *v, vm_def *d, errbuf *e);

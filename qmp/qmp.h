@@ -128,5 +128,21 @@ void qmp_frame_commit(qmp_frame *f, size_t n);
  * until the next reserve. */
 int qmp_frame_next(qmp_frame *f, char **ret_line, size_t *ret_len);
 
+/* ---- the guest agent ----------------------------------------------------
+ * One command to a QEMU guest agent (qemu-ga) over the unix socket of its
+ * virtio-serial channel: a connection of its own, guest-sync-delimited
+ * first (so what an earlier client left in the channel is skipped), then
+ * the command, then the connection is closed. A guest with no agent
+ * running never answers; the timeout covers the whole call. */
+
+/* status 0 with ret (borrowed), QMP_ERR_REMOTE with the agent's error in
+ * err, or a negative errno (-ETIMEDOUT, -ECONNREFUSED, ...) with err
+ * describing it. Called once, never from within qga_call. */
+typedef void (*qga_done_cb)(int status, struct json_object *ret, const char *err, void *opaque);
+
+/* args (may be NULL) is taken. -ENOMEM when nothing was started. */
+int qga_call(uv_loop_t *loop, const char *path, const char *command, struct json_object *args,
+             uint32_t timeout_ms, qga_done_cb cb, void *opaque);
+
 
 #endif

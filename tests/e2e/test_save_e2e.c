@@ -505,6 +505,36 @@ static void a_live_delete_merges_while_the_guest_runs(void **state)
     assert_disk_sum(x, last);
 }
 
+/* With a guest agent, a live snapshot freezes the guest's file systems
+ * right before QEMU switches and thaws them after; with a channel but no
+ * agent answering, it goes ahead crash-consistent after a short wait. */
+static void a_live_snapshot_freezes_through_the_guest_agent(void **state)
+{
+    t *x = *state;
+    char log[GUEST_LINE_MAX];
+    struct json_object *reply;
+
+    define(x, guest_def(VM, "\"guest-agent\": true, \"disks\": [{\"size\": \"16M\"}]"));
+    vm_cmd(x, "vm-start", VM);
+    assert_int_equal(wait_file_contains(query(x, VM).console, READY_LINE, 1, BOOT_MS), 0);
+    reply = call_ok(x, "snapshot-create", "{\"name\": \"" VM "\", \"snapshot\": \"frozen\"}");
+    assert_true(json_object_get_boolean(member(agent_return(reply), "live")));
+    assert_true(json_object_get_boolean(member(agent_return(reply), "frozen")));
+    json_object_put(reply);
+    guest_ask(x, VM, "run tr '\\n' ' ' </run/qga.log", log, sizeof(log));
+    assert_string_equal(log, "freeze thaw ");
+    assert_string_equal(query(x, VM).state, "running");
+
+    define(x, bare_def("noagent", "\"guest-agent\": true, \"disks\": [{\"size\": \"1M\"}]"));
+    vm_cmd(x, "vm-start", "noagent");
+    long long t0 = now_ms();
+    reply = call_ok(x, "snapshot-create", "{\"name\": \"noagent\", \"snapshot\": \"s\"}");
+    assert_true(json_object_get_boolean(member(agent_return(reply), "live")));
+    assert_false(json_object_get_boolean(member(agent_return(reply), "frozen")));
+    json_object_put(reply);
+    assert_true(now_ms() - t0 < 20000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +547,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_reverted_snapshot_drops_what_the_guest_wrote_and_deletes_merge_down,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_live_delete_merges_while_the_guest_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_live_snapshot_freezes_through_the_guest_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(a_live_snapshot_keeps_the_guest_running_and_reverts_like_any, setup,
                                         teardown),
     };

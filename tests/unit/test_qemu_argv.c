@@ -433,6 +433,36 @@ static void a_vnc_display_is_password_protected_on_the_hosts_address(void **stat
     vmdef_free(&d);
 }
 
+/* The channel qemu-ga looks for, on a controller at a fixed slot; nothing
+ * of it without guest-agent, so turning it on moves no other device. */
+static void a_guest_agent_gets_its_named_channel_at_a_fixed_slot(void **state)
+{
+    qemu_paths paths = default_paths;
+    char **argv = NULL, err[VM_ERR_MAX] = "", *got;
+    vm_def d;
+
+    parse_def(DEF(""), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
+    got = join(argv);
+    assert_null(strstr(got, "virtio-serial"));
+    free(got);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+
+    parse_def(DEF(",\"guest-agent\":true"), &d);
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "paths.qga_socket"));
+    paths.qga_socket = "/run/agentd/vms/x,y/qga.sock";
+    assert_int_equal(qemu_argv_build(&d, &tcg_72, &paths, &argv, err, sizeof(err)), 0);
+    got = join(argv);
+    assert_non_null(strstr(got, "-chardev\nsocket,id=qga0,path=/run/agentd/vms/x,,y/qga.sock,server=on,wait=off\n"));
+    assert_non_null(strstr(got, "-device\nvirtio-serial-pci,id=vserial0,bus=pcie.0,addr=0xf\n"));
+    assert_non_null(strstr(got, "-device\nvirtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0\n"));
+    free(got);
+    qemu_argv_free(argv);
+    vmdef_free(&d);
+}
+
 static void disks_without_chains_or_ports_are_refused(void **state)
 {
     static const qemu_disk_chain unopened[] = { { 0, { { NULL, NULL, false } } } };
@@ -624,6 +654,7 @@ int main(void)
         cmocka_unit_test(passed_through_devices_get_a_vfio_device_each),
         cmocka_unit_test(slotted_devices_keep_their_port_and_scsi_id),
         cmocka_unit_test(a_vnc_display_is_password_protected_on_the_hosts_address),
+        cmocka_unit_test(a_guest_agent_gets_its_named_channel_at_a_fixed_slot),
         cmocka_unit_test(definition_built_in_code_with_max_vcpus_zero_uses_vcpus),
         cmocka_unit_test(a_path_with_a_newline_or_none_is_refused_naming_the_path),
         cmocka_unit_test(a_kernel_path_with_a_newline_is_refused_naming_kernel),

@@ -348,6 +348,7 @@ static const struct bad_case {
     {WITH("\"nics\":\"br0,b r1\""), "nics[1].bridge"},
     {WITH("\"passthrough\":7"), "passthrough"},
     {WITH("\"vnc\":\"yes\""), "vnc"},
+    {WITH("\"guest-agent\":1"), "guest-agent"},
     {WITH("\"hotplug-slots\":16"), "hotplug-slots"},
     {WITH("\"disks\":[{\"size\":\"1G\",\"slot\":4}]"), "disks[0].slot"},
     {WITH("\"disks\":[{\"size\":\"1G\",\"slot\":1,\"bus\":\"sata\"}]"), "disks[0].slot"},
@@ -696,7 +697,7 @@ static void canonical_form_makes_every_default_explicit(void **state)
     assert_string_equal(text,
                         "{\"name\":\"vm1\",\"uuid\":\"" UUID "\",\"vcpus\":1,\"max-vcpus\":1,"
                         "\"memory\":512,\"max-memory\":0,\"machine\":\"q35\",\"cpu-model\":\"\","
-                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"vnc\":false,\"hotplug-slots\":4,\"labels\":{}}");
+                        "\"boot\":[],\"autostart\":false,\"on-crash\":\"destroy\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"vnc\":false,\"guest-agent\":false,\"hotplug-slots\":4,\"labels\":{}}");
     free(text);
     vmdef_free(&d);
 }
@@ -721,7 +722,7 @@ static void canonical_form_of_a_full_definition_round_trips(void **state)
                         "\"cpu-model\":\"Skylake-Server\",\"accel\":\"kvm\","
                         "\"boot\":[\"disk\",\"network\"],\"kernel\":\"/b/k\",\"initrd\":\"/b/i\","
                         "\"cmdline\":\"console=ttyS0\",\"serial\":{\"speed\":115200},"
-                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"vnc\":false,\"hotplug-slots\":4,"
+                        "\"autostart\":true,\"on-crash\":\"restart\",\"disks\":[],\"nics\":[],\"passthrough\":[],\"vnc\":false,\"guest-agent\":false,\"hotplug-slots\":4,"
                         "\"labels\":{\"hostname\":\"node1\"}}");
     assert_round_trips(&d);
     free(text);
