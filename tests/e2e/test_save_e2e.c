@@ -314,8 +314,9 @@ static void the_agent_killed_during_a_restore_leaves_it_saved(void **state)
     assert_int_equal(agentd_start(&x->agent), 0);
     assert_int_equal(agent_connect(&x->conn, x->agent.socket), 0);
 
-    for (long long end = now_ms() + SETTLE_MS; count_qemu_with_uuid(uuid_of_vm, NULL) && now_ms() < end;)
-        usleep(100000);
+    /* The agent ends that QEMU and then says saved: wait for the saying,
+     * not only for the QEMU to be gone. */
+    wait_query_state(x, VM, "saved", SETTLE_MS);
     assert_saved(x, file);
     restore(x);
     assert_runs_once(x, "running");
