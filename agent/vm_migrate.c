@@ -27,6 +27,9 @@
 #include "vm_qmpseq.h"
 
 #define PROGRESS_INTERVAL_MS 1000
+/* The final figures, when QEMU has not filled them in yet: 20 x 5 ms. */
+#define FIGURES_RETRY_MS 5
+#define FIGURES_RETRIES  20
 
 void vm_migrate_opts_default(vm_migrate_opts *o)
 {
@@ -338,6 +341,16 @@ static struct json_object *final_figures(struct json_object *ret)
     return o;
 }
 
+static void on_final_status(qmp_client *c, const qmp_reply *r, void *opaque);
+
+static void on_figures_retry(uv_timer_t *t)
+{
+    vm *v = t->data;
+
+    if (v->migration && v->migration->outgoing)
+        vm_qmp(v, "query-migrate", NULL, on_final_status, v);
+}
+
 static void on_final_status(qmp_client *c, const qmp_reply *r, void *opaque)
 {
     vm *v = opaque;
@@ -348,6 +361,15 @@ static void on_final_status(qmp_client *c, const qmp_reply *r, void *opaque)
     if (!m || !m->outgoing || (v->state != VM_MIGRATING && v->state != VM_MIGRATED))
         return;
     if (status && !strcmp(status, "completed")) {
+        /* QEMU 7.2 sends MIGRATION completed before its migration thread
+         * has filled in total-time and downtime, so a query right after
+         * the event can read zeros: ask again shortly, a bounded number of
+         * times, then report what QEMU says. */
+        if (migration_i64(r->ret, "total-time") <= 0 && m->figure_retries < FIGURES_RETRIES) {
+            m->figure_retries++;
+            migration_timer_start(v, FIGURES_RETRY_MS, 0, on_figures_retry);
+            return;
+        }
         set_mark(v, "migrated");
         vm_set_state(v, VM_MIGRATED, "migration", NULL);
         migration_emit(v, "source", "completed", NULL);

@@ -24,6 +24,7 @@ struct vm_migration {
     int64_t started_ms, last_progress_ms, last_transferred;
     const char *fail_class;     /* source: we cancelled it (Cancelled, Timeout) */
     char fail_desc[256];
+    unsigned figure_retries;    /* source: queries made for the final figures */
     unsigned port;              /* destination: the port tried or listened on */
     bool active;                /* destination: the stream is coming in */
     bool completed;             /* destination: the whole stream is here */

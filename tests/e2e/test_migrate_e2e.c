@@ -218,6 +218,9 @@ static void migrate(t *src, t *dst)
     free(args);
     if (!agent_return(reply))
         fail_msg("vm-migrate: %s: %s", agent_error_class(reply), agent_error_desc(reply));
+    /* QEMU's figures, read after its migration thread filled them in. */
+    assert_true(json_object_get_int64(member(agent_return(reply), "total-time-ms")) > 0);
+    assert_true(json_object_get_int64(member(agent_return(reply), "transferred")) > 0);
     json_object_put(reply);
     hand_over(src, dst);
 }
