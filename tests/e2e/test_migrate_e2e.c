@@ -172,16 +172,24 @@ static void assert_runs_only_on(t *owner, t *other, const char *uuid)
 /* ---- the three steps --------------------------------------------------------------- */
 
 /* Step 1: dst waits for the stream of src's VM; the URI to send it to. */
-static void incoming(t *src, t *dst, char *uri, size_t len)
+static char *incoming_args(t *src)
 {
     char *a = name_arg(VM), *args;
-    struct json_object *reply = call_ok(src, "query-vm", a), *r;
+    struct json_object *reply = call_ok(src, "query-vm", a);
 
     free(a);
     if (asprintf(&args, "{\"definition\": %s}",
                  json_object_to_json_string_ext(member(agent_return(reply), "definition"), JSON_C_TO_STRING_PLAIN)) < 0)
         abort();
     json_object_put(reply);
+    return args;
+}
+
+static void incoming(t *src, t *dst, char *uri, size_t len)
+{
+    char *args = incoming_args(src);
+    struct json_object *r;
+
     r = call_ok(dst, "vm-migrate-incoming", args);
     free(args);
     snprintf(uri, len, "%s", json_object_get_string(member(agent_return(r), "uri")));
@@ -455,6 +463,24 @@ static void a_cancelled_migration_leaves_the_guest_running_on_the_source(void **
     assert_runs_only_on(&p->a, &p->b, i.uuid);
 }
 
+/* Storage the destination does not have (here: its pool stopped) is
+ * refused before any QEMU, and leaves no VM there. */
+static void a_destination_without_the_disks_refuses_and_keeps_nothing(void **state)
+{
+    pair *p = *state;
+    char *args;
+    pid_t pid;
+
+    define(&p->a, guest_def(VM, "\"disks\": [{\"pool\": \"shared\", \"size\": \"16M\"}]"));
+    call_ok_put(&p->b, "pool-stop", "{\"name\": \"shared\"}");
+    args = incoming_args(&p->a);
+    call_fails(&p->b, "vm-migrate-incoming", args, "GenericError", "disks[0]");
+    free(args);
+    assert_false(has_vm(&p->b));
+    assert_int_equal(count_qemu_with_uuid(query(&p->a, VM).uuid, &pid), 0);
+    assert_string_equal(query(&p->a, VM).state, "stopped");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +491,8 @@ int main(void)
             teardown_pair),
         cmocka_unit_test_setup_teardown(the_destination_agent_killed_mid_transfer, setup_pair, teardown_pair),
         cmocka_unit_test_setup_teardown(the_source_agent_killed_and_restarted_during_migration, setup_pair,
+                                        teardown_pair),
+        cmocka_unit_test_setup_teardown(a_destination_without_the_disks_refuses_and_keeps_nothing, setup_pair,
                                         teardown_pair),
         cmocka_unit_test_setup_teardown(a_cancelled_migration_leaves_the_guest_running_on_the_source, setup_pair,
                                         teardown_pair),
