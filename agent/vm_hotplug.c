@@ -71,34 +71,51 @@ static void release(hotplug_job *j, bool ok)
     if (j->v->hotplug == j)
         j->v->hotplug = NULL;
     vmdef_free(&j->next);
+    vmdef_free(&j->old);
     json_object_put(j->ret);
     j->ret = NULL;
     j->release(j, ok);
 }
 
+static void end_failed(hotplug_job *j)
+{
+    if (hotplug_job_ours(j)) {
+        j->v->hotplug = NULL;
+        vm_job_finish_error(j->v, j->fail_class, "%s", j->fail_desc);
+    }
+    release(j, false);
+}
+
+static void on_written_back(vm *v, const vm_result *res, void *opaque)
+{
+    if (res->status < 0)
+        log_err("vm %s: the definition on disk still names the device that failed: %s", v->def.name,
+                res->err_desc);
+    end_failed(opaque);
+}
+
 void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ...)
 {
-    char desc[1536];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(desc, sizeof(desc), fmt, ap);
+    vsnprintf(j->fail_desc, sizeof(j->fail_desc), fmt, ap);
     va_end(ap);
-    if (hotplug_job_ours(j)) {
-        j->v->hotplug = NULL;
-        vm_job_finish_error(j->v, err_class, "%s", desc);
-    }
+    snprintf(j->fail_class, sizeof(j->fail_class), "%s", err_class);
     if (j->ahead && !j->commit_waiting) {
-        /* The change did not happen: the old definition goes back, on disk too. */
-        vm_def changed = j->v->def;
-        j->v->def = j->next;
-        j->next = changed;
+        /* The change did not happen: the old definition goes back, and the
+         * error is told once the file says so too, so that a caller who
+         * saw it never finds the device in the definition after a crash. */
+        vmdef_free(&j->v->def);
+        j->v->def = j->old;
+        memset(&j->old, 0, sizeof(j->old));
         j->ahead = false;
         agent_vms_changed(j->v->agent);
-        if (vm_save_definition(j->v, NULL, NULL) < 0)
-            log_err("vm %s: the definition on disk still names the device that failed", j->v->def.name);
+        if (vm_save_definition(j->v, on_written_back, j) == 0)
+            return;
+        log_err("vm %s: the definition on disk still names the device that failed", j->v->def.name);
     }
-    release(j, false);
+    end_failed(j);
 }
 
 bool hotplug_job_steps_done(hotplug_job *j, int status, const char *err_class, const char *err_desc,
@@ -161,10 +178,14 @@ static void on_saved_ahead(vm *v, const vm_result *res, void *opaque)
 void hotplug_job_save_ahead(hotplug_job *j)
 {
     vm *v = j->v;
-    vm_def old = v->def;
+    vm_def copy;
 
-    v->def = j->next;
-    j->next = old;
+    if (vmdef_copy(&j->next, &copy) < 0) {
+        log_err("vm %s: out of memory; the definition is saved after the attach", v->def.name);
+        return;
+    }
+    j->old = v->def;
+    v->def = copy;
     j->ahead = j->ahead_pending = true;
     agent_vms_changed(v->agent);
     if (vm_save_definition(v, on_saved_ahead, j) < 0) {
@@ -180,8 +201,8 @@ void hotplug_job_commit(hotplug_job *j)
 
     if (j->ahead) {
         /* The definition on disk already has it, or is being written. */
-        vmdef_free(&j->next);
-        memset(&j->next, 0, sizeof(j->next));
+        vmdef_free(&j->old);
+        memset(&j->old, 0, sizeof(j->old));
         j->commit_waiting = true;
         if (j->ahead_pending)
             return;               /* on_saved_ahead finishes */
@@ -198,11 +219,6 @@ void hotplug_job_commit(hotplug_job *j)
     agent_vms_changed(v->agent);
     if (vm_save_definition(v, on_saved, j) < 0)
         on_saved(v, &res, j);
-}
-
-const vm_def *hotplug_job_new_def(const hotplug_job *j)
-{
-    return j->ahead ? &j->v->def : &j->next;
 }
 
 void vm_hotplug_late_delete(vm *v, const char *device_id)

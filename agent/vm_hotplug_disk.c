@@ -81,8 +81,8 @@ static void on_attached(vm *v, int status, const char *err_class, const char *er
 
     if (!hotplug_job_steps_done(&a->job, status, err_class, err_desc, ""))
         return;
-    log_info("vm %s: disk %s attached", v->def.name, hotplug_job_new_def(&a->job)->disks[a->i].target);
-    a->job.ret = attach_reply(&hotplug_job_new_def(&a->job)->disks[a->i]);
+    log_info("vm %s: disk %s attached", v->def.name, a->job.next.disks[a->i].target);
+    a->job.ret = attach_reply(&a->job.next.disks[a->i]);
     hotplug_job_commit(&a->job);
 }
 
@@ -108,10 +108,9 @@ static void plug(disk_attach *a)
     }
     add_nodes(s, d, &a->files->chains[a->i]);
     vm_qmpseq_add(s, "device_add", qemu_disk_slot_device(&a->job.next, a->i), -1, NULL, NULL);
-    hotplug_job_save_ahead(&a->job);
     if ((r = vm_qmpseq_run(s, on_attached, a)) < 0) {
         vm_qmpseq_free(s);
-        hotplug_job_fail(&a->job, "GenericError", "%s: %s", hotplug_job_new_def(&a->job)->disks[a->i].target,
+        hotplug_job_fail(&a->job, "GenericError", "%s: %s", a->job.next.disks[a->i].target,
                          r == -ENOTCONN ? "QMP is not connected" : strerror(-r));
     }
 }
@@ -230,6 +229,7 @@ int vm_disk_attach(vm *v, vm_def *next, vm_done_cb cb, void *opaque, vm_result *
         free(a);
         return -1;
     }
+    hotplug_job_save_ahead(&a->job);
     v->pending_io++;
     return 0;
 }

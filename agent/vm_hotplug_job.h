@@ -14,14 +14,19 @@ typedef struct hotplug_job hotplug_job;
 
 struct hotplug_job {
     vm *v;
-    vm_def next;                    /* the definition once the change is made */
+    /* The definition once the change is made: fixed from the job's start,
+     * so a pool thread may read it while the loop goes on. */
+    vm_def next;
+    vm_def old;                     /* saved ahead: the definition before */
     struct json_object *ret;        /* the reply, and the event's data */
     const char *event;              /* emitted on success */
     /* Set when part of a change was made (vCPUs added before one failed):
      * the definition saved says what QEMU has, and the job ends with this. */
     char partial_class[32];
     char partial_desc[512];
-    /* Saved ahead (hotplug_job_save_ahead): next holds the old definition. */
+    char fail_class[32];            /* the error, kept while the old definition is written back */
+    char fail_desc[1536];
+    /* Saved ahead (hotplug_job_save_ahead): the VM has a copy of next. */
     bool ahead;
     bool ahead_pending;           /* that save not finished yet */
     bool ahead_saved;             /* and it succeeded */
@@ -41,7 +46,8 @@ bool hotplug_vm_ready(const vm *v, vm_result *res);
 bool hotplug_job_begin(hotplug_job *j, vm *v, vm_done_cb cb, void *opaque, vm_result *res);
 /* Still the VM's job: an exit of QEMU ends the job from outside. */
 bool hotplug_job_ours(const hotplug_job *j);
-/* Ends the job with an error (if still ours) and releases it. */
+/* Ends the job with an error (if still ours) and releases it; after the
+ * old definition is durable again when it was saved ahead. */
 void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* After the QMP steps: false when they failed or QEMU ended meanwhile (the
@@ -52,14 +58,16 @@ bool hotplug_job_steps_done(hotplug_job *j, int status, const char *err_class, c
 /* A job without a caller, for a detach the guest finished late: false
  * (logged) when the VM is busy. */
 bool hotplug_job_begin_late(hotplug_job *j, vm *v, const char *device_id);
-/* An attach: next becomes the definition and is written while QEMU plugs
- * the device, so the reply does not wait for the disk afterwards. A crash
- * in between leaves a definition naming a device that is not plugged yet,
- * which the next start gives the VM; a failure writes the old one back. */
+/* An attach: a copy of next becomes the definition and is written while
+ * the device is prepared and plugged, so the reply does not wait for the
+ * disk afterwards. Called as the job starts: the write then overlaps the
+ * pool thread's work and not QEMU's device_add, which it was measured to
+ * slow down on a machine with two cores. A crash in between leaves a
+ * definition naming a device that is not plugged yet, which the next start
+ * gives the VM; a failure writes the old one back. */
 void hotplug_job_save_ahead(hotplug_job *j);
-/* The definition with the change: next, or the VM's once saved ahead. */
-const vm_def *hotplug_job_new_def(const hotplug_job *j);
-/* next becomes the definition, is saved, and the job ends with ret. */
+/* next becomes the definition (unless saved ahead), is saved, and the job
+ * ends with ret. */
 void hotplug_job_commit(hotplug_job *j);
 
 /* A DEVICE_DELETED no job waited for: the disk or NIC of that id goes from

@@ -65,7 +65,7 @@ static void on_attached(vm *v, int status, const char *err_class, const char *er
 
     if (!hotplug_job_steps_done(&a->job, status, err_class, err_desc, ""))
         return;
-    a->job.ret = nic_reply(&hotplug_job_new_def(&a->job)->nics[a->i]);
+    a->job.ret = nic_reply(&a->job.next.nics[a->i]);
     log_info("vm %s: NIC %s attached", v->def.name,
              json_object_get_string(json_object_object_get(a->job.ret, "mac")));
     hotplug_job_commit(&a->job);
@@ -106,7 +106,6 @@ static void plug(nic_attach *a)
     pass_fds(s, "vhost", netdev + 4, a->fds.vhost[0], nvhost, vhosts, sizeof(vhosts));
     vm_qmpseq_add(s, "netdev_add", qemu_nic_netdev(n, taps, nvhost ? vhosts : NULL), -1, "netdev_del", del);
     vm_qmpseq_add(s, "device_add", qemu_nic_device(&a->job.next, n), -1, NULL, NULL);
-    hotplug_job_save_ahead(&a->job);
     if ((r = vm_qmpseq_run(s, on_attached, a)) < 0) {
         vm_qmpseq_free(s);
         hotplug_job_fail(&a->job, "GenericError", "%s", r == -ENOTCONN ? "QMP is not connected" : strerror(-r));
@@ -130,7 +129,8 @@ static void after_open(void *arg)
     if (!hotplug_job_ours(&a->job))
         hotplug_job_fail(&a->job, "GenericError", "QEMU ended during the attach");
     else if (a->status < 0)
-        hotplug_job_fail(&a->job, a->status == -ENODEV ? "InvalidParameter" : "GenericError", "%s", a->err);
+        hotplug_job_fail(&a->job, a->status == -ENODEV || a->status == -EINVAL ? "InvalidParameter" : "GenericError",
+                         "%s", a->err);
     else
         plug(a);
 }
@@ -169,7 +169,10 @@ int vm_nic_attach(vm *v, vm_def *next, vm_done_cb cb, void *opaque, vm_result *r
     if (agent_work(v->agent->loop, open_tap, after_open, a) < 0) {
         v->pending_io--;
         hotplug_job_fail(&a->job, "GenericError", "cannot queue work");
+        return 0;
     }
+    /* After the tap's work, which so gets the first pool thread. */
+    hotplug_job_save_ahead(&a->job);
     return 0;
 refused:
     vmdef_free(next);

@@ -22,15 +22,20 @@ static bool any_vlans(const vm_def *def, const char *bridge)
     return false;
 }
 
-static int ensure_bridge(net_nl *nl, const vm_def *def, size_t i, bool create, char *err, size_t errlen)
+/* The NIC's bridge, made when it is missing and the host allows it. */
+static int ensure_bridge(net_nl *nl, const vm_def *def, size_t i, bool create, net_link *br, char *err,
+                         size_t errlen)
 {
     const char *name = def->nics[i].bridge;
     char msg[256];
-    net_link l;
     int r;
 
-    if ((r = net_link_get(nl, name, &l)) == 0 || r != -ENODEV)
-        return 0;     /* found, or an error net_tap_attach reports in full */
+    if ((r = net_bridge_get(nl, name, br, msg, sizeof(msg))) == 0)
+        return 0;
+    if (r != -ENODEV) {
+        snprintf(err, errlen, "nics[%zu].%s", i, msg);     /* msg: "bridge: ..." */
+        return r;
+    }
     if (!create) {
         snprintf(err, errlen, "nics[%zu].bridge: %s does not exist (and create-bridges is off)", i, name);
         return -ENODEV;
@@ -39,7 +44,9 @@ static int ensure_bridge(net_nl *nl, const vm_def *def, size_t i, bool create, c
         snprintf(err, errlen, "nics[%zu].bridge: %s", i, msg);
         return r;
     }
-    return 0;
+    if ((r = net_bridge_get(nl, name, br, msg, sizeof(msg))) < 0)
+        snprintf(err, errlen, "nics[%zu].%s", i, msg);
+    return r;
 }
 
 /* vhost-net for each queue of a virtio NIC; none at all where the host
@@ -83,12 +90,13 @@ static int open_nic(net_nl *nl, const vm_def *def, size_t i, bool create, int fi
     char tap[IFNAMSIZ], msg[256] = "";
     net_tap_spec s = { .name = tap, .bridge = n->bridge, .queues = n->queues, .vlan = n->vlan,
                        .trunks = n->trunks, .ntrunks = n->ntrunks };
+    net_link br;
     int r;
 
     vm_nic_tap_name(def, i, tap);
-    if ((r = ensure_bridge(nl, def, i, create, err, errlen)) < 0)
+    if ((r = ensure_bridge(nl, def, i, create, &br, err, errlen)) < 0)
         return r;
-    if ((r = net_tap_attach(nl, &s, &f->taps[i], msg, sizeof(msg))) < 0) {
+    if ((r = net_tap_attach_to(nl, &s, &br, &f->taps[i], msg, sizeof(msg))) < 0) {
         snprintf(err, errlen, "nics[%zu]: %s", i, msg);
         return r;
     }
@@ -129,6 +137,7 @@ int vm_nics_open_one(const vm_def *def, size_t i, bool create_bridges, vm_nic_fd
     net_tap_spec s = { .name = tap, .bridge = n->bridge, .queues = n->queues, .vlan = n->vlan,
                        .trunks = n->trunks, .ntrunks = n->ntrunks };
     net_nl *nl = NULL;
+    net_link br;
     int r;
 
     memset(f, 0, sizeof(*f));
@@ -136,11 +145,11 @@ int vm_nics_open_one(const vm_def *def, size_t i, bool create_bridges, vm_nic_fd
         snprintf(err, errlen, "nic: netlink: %s", strerror(-r));
         return r;
     }
-    if ((r = ensure_bridge(nl, def, i, create_bridges, err, errlen)) == 0) {
+    if ((r = ensure_bridge(nl, def, i, create_bridges, &br, err, errlen)) == 0) {
         r = -EEXIST;
         for (size_t k = i; k < TAP_INDEX_MAX && r == -EEXIST; k++) {
             vm_nic_tap_name(def, k, tap);
-            r = net_tap_attach(nl, &s, &f->taps[0], msg, sizeof(msg));
+            r = net_tap_attach_to(nl, &s, &br, &f->taps[0], msg, sizeof(msg));
         }
         if (r < 0)
             snprintf(err, errlen, "nics[%zu]: %s", i, msg);

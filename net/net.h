@@ -106,6 +106,14 @@ typedef struct net_tap {
  * fds are closed) leaves nothing behind. -ENODEV naming the bridge when it
  * does not exist; -EEXIST when the tap name is in use. */
 int net_tap_attach(net_nl *nl, const net_tap_spec *s, net_tap *ret, char *err, size_t errlen);
+/* The same on a bridge already looked up with net_bridge_get (several
+ * taps on one bridge, or tap names tried in turn, look it up once). */
+int net_tap_attach_to(net_nl *nl, const net_tap_spec *s, const net_link *bridge, net_tap *ret, char *err,
+                      size_t errlen);
+/* The link called name, which must be a bridge: -ENODEV ("does not
+ * exist"), -EINVAL when it is something else or the name is bad; err then
+ * starts with "bridge: ". */
+int net_bridge_get(net_nl *nl, const char *name, net_link *ret, char *err, size_t errlen);
 void net_tap_close(net_tap *t);
 
 /* An fd of /dev/vhost-net (close-on-exec) for QEMU's vhost, or -errno

@@ -89,26 +89,45 @@ static int join_bridge(net_nl *nl, const net_tap_spec *s, const net_link *br, ne
     return 0;
 }
 
-int net_tap_attach(net_nl *nl, const net_tap_spec *s, net_tap *ret, char *err, size_t errlen)
+int net_bridge_get(net_nl *nl, const char *name, net_link *ret, char *err, size_t errlen)
+{
+    const char *problem;
+    int r;
+
+    if ((problem = net_ifname_problem(name)))
+        return net_errmsg(err, errlen, -EINVAL, "bridge: '%.32s' %s", name ? name : "", problem);
+    if ((r = net_link_get(nl, name, ret)) < 0)
+        return net_errmsg(err, errlen, r, "bridge: %s %s", name, r == -ENODEV ? "does not exist" : strerror(-r));
+    if (strcmp(ret->kind, "bridge") != 0)
+        return net_errmsg(err, errlen, -EINVAL, "bridge: %s is not a bridge (%s)", name,
+                          ret->kind[0] ? ret->kind : "a plain device");
+    return 0;
+}
+
+int net_tap_attach_to(net_nl *nl, const net_tap_spec *s, const net_link *br, net_tap *ret, char *err,
+                      size_t errlen)
 {
     net_tap t = { .nfds = 0 };
-    net_link br;
     int r;
 
     if ((r = check_spec(s, err, errlen)) < 0)
         return r;
-    if ((r = net_link_get(nl, s->bridge, &br)) < 0)
-        return net_errmsg(err, errlen, r, "bridge: %s %s", s->bridge,
-                          r == -ENODEV ? "does not exist" : strerror(-r));
-    if (strcmp(br.kind, "bridge") != 0)
-        return net_errmsg(err, errlen, -EINVAL, "bridge: %s is not a bridge (%s)", s->bridge,
-                          br.kind[0] ? br.kind : "a plain device");
-    if ((r = open_queues(nl, s, &t, err, errlen)) < 0 || (r = join_bridge(nl, s, &br, &t, err, errlen)) < 0) {
+    if ((r = open_queues(nl, s, &t, err, errlen)) < 0 || (r = join_bridge(nl, s, br, &t, err, errlen)) < 0) {
         net_tap_close(&t);    /* the tap goes with its last fd */
         return r;
     }
     *ret = t;
     return 0;
+}
+
+int net_tap_attach(net_nl *nl, const net_tap_spec *s, net_tap *ret, char *err, size_t errlen)
+{
+    net_link br;
+    int r;
+
+    if ((r = check_spec(s, err, errlen)) < 0 || (r = net_bridge_get(nl, s->bridge, &br, err, errlen)) < 0)
+        return r;
+    return net_tap_attach_to(nl, s, &br, ret, err, errlen);
 }
 
 int net_vhost_open(void)

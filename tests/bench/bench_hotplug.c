@@ -14,12 +14,16 @@
  * in between), so drift on a noisy machine hits both. NICs unplug only with
  * a guest, so each round takes a fresh VM: N NICs a side after an untimed
  * warm-up NIC of that side, the side going first alternating between rounds.
+ * Besides the medians of all samples it prints, for NICs, the median over
+ * rounds of each round's own difference (agent median minus bare median on
+ * the same VM), and the part of each attach up to the command's reply.
  *
  * Usage: bench_hotplug [--disks N] [--nics N] [--rounds N]   (run as root: a network
  * namespace of its own holds the bridge) */
 #include <errno.h>
 #include <getopt.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -116,7 +120,8 @@ static double agent_disk(bench *b, int k)
     return t;
 }
 
-static double agent_nic(bench *b, int k)
+/* The whole attach; *cmd (when asked) the part to the command's reply. */
+static double agent_nic(bench *b, int k, double *cmd)
 {
     char args[256], id[32];
     double t0;
@@ -126,6 +131,8 @@ static double agent_nic(bench *b, int k)
     snprintf(id, sizeof(id), "nic-525400be00%02x", k);
     t0 = bench_now_s();
     json_object_put(agent_ok(b, "nic-attach", args));
+    if (cmd)
+        *cmd = bench_now_s() - t0;
     agent_wait_listed(b, "query-pci", id);
     return bench_now_s() - t0;
 }
@@ -133,11 +140,11 @@ static double agent_nic(bench *b, int k)
 /* Round r's NICs through the agent, after an untimed warm-up NIC right
  * before them (a freshly restarted agent pays for its first one, as the
  * bare side does on its new connection). */
-static void agent_nics(bench *b, int r, int n, double *ret)
+static void agent_nics(bench *b, int r, int n, double *ret, double *cmd)
 {
-    agent_nic(b, r * 8 + 7);
+    agent_nic(b, r * 8 + 7, NULL);
     for (int k = 0; k < n; k++)
-        ret[k] = agent_nic(b, r * 8 + k);
+        ret[k] = agent_nic(b, r * 8 + k, &cmd[k]);
 }
 
 /* ---- bare QMP ----------------------------------------------------------------------- */
@@ -282,7 +289,7 @@ static double bare_disk(bench *b, int k)
 }
 
 /* NIC k (its MAC and ids) on the hotplug port counted from the last. */
-static double bare_nic(bench *b, net_nl *nl, int k, int port)
+static double bare_nic(bench *b, net_nl *nl, int k, int port, double *cmd)
 {
     char tap[16], err[256], id[32];
     net_tap_spec s = { .name = tap, .bridge = BRIDGE };
@@ -300,6 +307,8 @@ static double bare_nic(bench *b, net_nl *nl, int k, int port)
     json_object_put(qmp(b, -1, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", "
                                "\"netdev\": \"net-bare%d\", \"mac\": \"52:54:00:bf:00:%02x\", \"id\": \"nic-bare%d\", "
                                "\"bus\": \"hp%d\", \"addr\": \"0x0\"}}", k, k, k, SLOTS - 1 - port));
+    if (cmd)
+        *cmd = bench_now_s() - t0;
     bare_wait_listed(b, "query-pci", id);
     el = bench_now_s() - t0;
     net_tap_close(&t);
@@ -317,6 +326,25 @@ static void report(const char *what, double *agent, size_t na, double *bare, siz
     printf("%-12s added  %+.3f ms at the median\n", what, (am - bm) * 1e3);
 }
 
+/* Each round's own comparison (the same VM, the same minute): the median
+ * over rounds of agent median minus bare median. Copies: bench_pct sorts. */
+static double per_round_added(const double *agent, const double *bare, int rounds, int n)
+{
+    double *d = calloc((size_t)rounds, sizeof(double)), *a = calloc((size_t)n, sizeof(double)),
+           *b = calloc((size_t)n, sizeof(double)), m;
+
+    for (int r = 0; r < rounds; r++) {
+        memcpy(a, agent + r * n, (size_t)n * sizeof(double));
+        memcpy(b, bare + r * n, (size_t)n * sizeof(double));
+        d[r] = bench_pct(a, (size_t)n, 0.5) - bench_pct(b, (size_t)n, 0.5);
+    }
+    m = bench_pct(d, (size_t)rounds, 0.5);
+    free(d);
+    free(a);
+    free(b);
+    return m;
+}
+
 /* The adopted VM's QMP connection comes up a moment after the agent. */
 static void wait_adopted(bench *b)
 {
@@ -328,14 +356,35 @@ static void wait_adopted(bench *b)
         }
 }
 
-/* The VM defined afresh (no NICs) and started. */
+/* The VM's QEMU, for the bench to end should it die midway. */
+static pid_t vm_pid;
+
+static void kill_vm(void)
+{
+    if (vm_pid > 0)
+        kill(vm_pid, SIGKILL);
+}
+
+/* The VM defined afresh (no NICs) and started, once its firmware is done
+ * with the boot (it then idles): a side measured during the boot competed
+ * with the guest's CPU for the two cores, which the other side did not. */
 static void fresh_vm(bench *b, bool destroy)
 {
+    struct json_object *reply, *rt, *pid;
+
     if (destroy)
         json_object_put(agent_ok(b, "vm-destroy", "{\"name\": \"hp\"}"));
+    vm_pid = 0;
     json_object_put(agent_ok(b, "vm-define", "{\"definition\": {\"name\": \"hp\", \"memory\": 64, "
                                              "\"hotplug-slots\": 15, \"disks\": [{\"size\": \"16M\", \"bus\": \"virtio-scsi\"}]}}"));
     json_object_put(agent_ok(b, "vm-start", "{\"name\": \"hp\"}"));
+    reply = agent_ok(b, "query-vm", "{\"name\": \"hp\"}");
+    if (!json_object_object_get_ex(agent_return(reply), "runtime", &rt) || !json_object_object_get_ex(rt, "pid", &pid))
+        die("query-vm hp: no runtime pid");
+    vm_pid = json_object_get_int(pid);
+    json_object_put(reply);
+    if (bench_wait_idle(vm_pid, 0.05, 20) < 0)
+        die("the VM's QEMU (pid %d) did not settle within 20 s", (int)vm_pid);
 }
 
 static void start_agent(bench *b)
@@ -373,8 +422,11 @@ int main(int argc, char **argv)
     if (unshare(CLONE_NEWNET) < 0 || bench_sh("ip link set dev lo up") < 0)
         die("a network namespace of its own (run as root): %s", strerror(errno));
     double *ad = calloc((size_t)ndisks, sizeof(double)), *bd = calloc((size_t)ndisks, sizeof(double));
-    double *an = calloc((size_t)(nnics * rounds), sizeof(double)), *bn = calloc((size_t)(nnics * rounds), sizeof(double));
+    size_t nn = (size_t)(nnics * rounds);
+    double *an = calloc(nn, sizeof(double)), *bn = calloc(nn, sizeof(double));
+    double *ac = calloc(nn, sizeof(double)), *bc = calloc(nn, sizeof(double)), round_added, round_added_cmd;
 
+    atexit(kill_vm);
     if (agentd_prepare(&b->agent, "create-bridges = yes\nlog-level = warning\ncgroup-parent = none\n") < 0)
         die("temp dir");
     start_agent(b);
@@ -407,23 +459,31 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         double *ar = an + r * nnics, *br = bn + r * nnics;
         if (r % 2 == 0)
-            agent_nics(b, r, nnics, ar);
+            agent_nics(b, r, nnics, ar, ac + r * nnics);
         stop_agent(b);
         bare_connect(b);
-        bare_nic(b, nl, r * 8 + 6, nnics);
+        bare_nic(b, nl, r * 8 + 6, nnics, NULL);
         for (int k = 0; k < nnics; k++)
-            br[k] = bare_nic(b, nl, r * 8 + k, k);
+            br[k] = bare_nic(b, nl, r * 8 + k, k, bc + r * nnics + k);
         close(b->qmp);
         start_agent(b);
         wait_adopted(b);
         if (r % 2 == 1)
-            agent_nics(b, r, nnics, ar);
+            agent_nics(b, r, nnics, ar, ac + r * nnics);
         fresh_vm(b, true);
     }
     printf("disk attach (SCSI, raw) and NIC attach (virtio-net on a tap), command to device listed by QEMU\n");
     report("disk", ad, (size_t)ndisks, bd, (size_t)ndisks);
-    report("nic", an, (size_t)(nnics * rounds), bn, (size_t)(nnics * rounds));
+    round_added = per_round_added(an, bn, rounds, nnics);
+    round_added_cmd = per_round_added(ac, bc, rounds, nnics);
+    report("nic", an, nn, bn, nn);
+    printf("nic          added per round (agent median - bare median), median of %d rounds: %+.3f ms\n", rounds,
+           round_added * 1e3);
+    printf("nic          of which to the command's reply: agent median %.3f ms, bare %.3f ms, "
+           "per round added %+.3f ms\n", bench_pct(ac, nn, 0.5) * 1e3, bench_pct(bc, nn, 0.5) * 1e3,
+           round_added_cmd * 1e3);
     json_object_put(agent_ok(b, "vm-destroy", "{\"name\": \"hp\"}"));
+    vm_pid = 0;
     stop_agent(b);
     net_nl_close(nl);
     agentd_cleanup(&b->agent);

@@ -127,3 +127,37 @@ char *bench_replace_all(const char *s, const char *from, const char *to)
     *o = '\0';
     return out;
 }
+
+/* utime + stime of all of pid's threads, in clock ticks; -1 when gone. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut, st;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "re")))
+        return -1;
+    p = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    /* The name in parentheses may hold spaces: fields count from its end. */
+    if (!p || !(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (long)(ut + st);
+}
+
+double bench_wait_idle(pid_t pid, double max_share, double timeout_s)
+{
+    long hz = sysconf(_SC_CLK_TCK), prev = cpu_ticks(pid);
+    double t0 = bench_now_s();
+
+    while (prev >= 0 && bench_now_s() - t0 < timeout_s) {
+        usleep(200000);
+        long now = cpu_ticks(pid);
+        if (now >= 0 && (double)(now - prev) / (double)hz <= max_share * 0.2)
+            return bench_now_s() - t0;
+        prev = now;
+    }
+    return -1;
+}

@@ -25,6 +25,10 @@ void bench_warm_memory(size_t mb);
 /* system(3) that says whether it exited 0. */
 int bench_sh(const char *cmd);
 
+/* Waits until pid used at most max_share of a core over 200 ms (a guest's
+ * firmware booting under TCG, say, is over): the seconds waited, or -1
+ * after timeout_s or when pid is gone. */
+double bench_wait_idle(pid_t pid, double max_share, double timeout_s);
 /* A process's argv from /proc/PID/cmdline, NULL-terminated (the caller
  * frees it); NULL when it cannot be read. */
 char **bench_read_cmdline(pid_t pid);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -255,6 +256,50 @@ static void a_nic_attached_to_a_running_guest_reaches_its_peer_and_goes_on_detac
     json_object_put(r);
 }
 
+/* The NICs in the VM's definition file, as a restarted agent would read it. */
+static size_t saved_nics(t *x, const char *vm)
+{
+    char file[512];
+    struct json_object *saved, *nics;
+    size_t n;
+
+    snprintf(file, sizeof(file), "%s/state/vms/%s.json", x->agent.dir, vm);
+    saved = json_object_from_file(file);
+    nics = member(saved, "nics");
+    n = nics ? json_object_array_length(nics) : 0;
+    json_object_put(saved);
+    return n;
+}
+
+/* Renames onto the definition files (an inotify of their directory). */
+static int watch_definitions(t *x)
+{
+    char dir[512];
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+    snprintf(dir, sizeof(dir), "%s/state/vms", x->agent.dir);
+    assert_true(fd >= 0);
+    assert_true(inotify_add_watch(fd, dir, IN_MOVED_TO) >= 0);
+    return fd;
+}
+
+/* How many of the renames queued so far went onto name; drains them. */
+static int renamed_onto(int fd, const char *name)
+{
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    int count = 0;
+
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            count += ev->len && !strcmp(ev->name, name);
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    return count;
+}
+
 /* device_add fails on a port taken behind the agent's back: the netdev and
  * the fds go again (the same MAC attaches on another port at once, which a
  * netdev left behind under its id would refuse) and the tap is gone. */
@@ -277,6 +322,16 @@ static void a_failed_nic_attach_leaves_no_netdev_and_no_tap(void **state)
     call_fails(x, "nic-detach", "{\"name\": \"g3\", \"mac\": \"52:54:00:e2:e0:99\"}", "NotFound", "mac: ");
     call_fails(x, "nic-attach", "{\"name\": \"g3\", \"nic\": {\"bridge\": \"" BRIDGE "\", \"model\": \"ne2k\"}}",
                "InvalidParameter", "nics[1].model");
+    /* Refused on the pool thread, after the definition was written ahead
+     * with the NIC: the error comes once the file is back to the one NIC. */
+    int w = watch_definitions(x);
+    call_fails(x, "nic-attach", "{\"name\": \"g3\", \"nic\": {\"bridge\": \"lo\"}}", "InvalidParameter",
+               "nics[1].bridge: lo is not a bridge");
+    assert_true(renamed_onto(w, "g3.json") >= 1);
+    assert_int_equal(saved_nics(x, "g3"), 1);
+    usleep(300000);
+    assert_int_equal(renamed_onto(w, "g3.json"), 0);   /* nothing was still to be written */
+    close(w);
 }
 
 int main(void)

@@ -206,6 +206,34 @@ static void a_tap_joins_its_bridge_with_the_bridges_mtu_and_is_up(void **state)
     assert_false(link_exists("tap-t1"));
 }
 
+/* A bridge looked up once takes several taps; a non-bridge is refused by
+ * the lookup, before any tap is made. */
+static void taps_join_a_bridge_looked_up_once(void **state)
+{
+    net_nl *nl = *state;
+    net_tap_spec a = { .name = "tap-t6a", .bridge = "br-t6" }, b = { .name = "tap-t6b", .bridge = "br-t6" };
+    char err[ERR_LEN] = "";
+    json_object *arr;
+    net_link br;
+    net_tap ta, tb;
+
+    make_bridge(nl, "br-t6", false, 1400);
+    assert_int_equal(net_bridge_get(nl, "br-t6", &br, err, sizeof(err)), 0);
+    assert_int_equal(net_tap_attach_to(nl, &a, &br, &ta, err, sizeof(err)), 0);
+    assert_int_equal(net_tap_attach_to(nl, &b, &br, &tb, err, sizeof(err)), 0);
+    assert_int_equal(tb.mtu, 1400);
+    assert_string_equal(json_object_get_string(member(ip_link("tap-t6a", &arr), "master")), "br-t6");
+    json_object_put(arr);
+    assert_string_equal(json_object_get_string(member(ip_link("tap-t6b", &arr), "master")), "br-t6");
+    json_object_put(arr);
+    net_tap_close(&ta);
+    net_tap_close(&tb);
+    assert_int_equal(net_bridge_get(nl, "lo", &br, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "bridge: lo is not a bridge (a plain device)");
+    assert_int_equal(net_bridge_get(nl, "br-none", &br, err, sizeof(err)), -ENODEV);
+    assert_string_equal(err, "bridge: br-none does not exist");
+}
+
 static void a_tap_gets_its_vlan_untagged_and_its_trunks_tagged(void **state)
 {
     net_nl *nl = *state;
@@ -344,6 +372,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_nl, teardown_nl)
         T(a_bridge_is_created_up_and_listed),
         T(a_tap_joins_its_bridge_with_the_bridges_mtu_and_is_up),
+        T(taps_join_a_bridge_looked_up_once),
         T(a_tap_gets_its_vlan_untagged_and_its_trunks_tagged),
         T(a_multi_queue_tap_has_one_fd_per_queue),
         T(refusals_name_the_field_and_leave_no_tap),
