@@ -305,18 +305,36 @@ typedef struct disk_save {
     vm_done_cb cb;
     void *opaque;
     struct json_object *created;   /* files made for this definition */
+    int status;                    /* a failure, told once those files are gone */
+    char err_class[32];
+    char err_desc[1024];
 } disk_save;
+
+static void on_created_removed(void *opaque)
+{
+    disk_save *s = opaque;
+    vm_result res = { .status = s->status, .err_class = s->err_class, .err_desc = s->err_desc };
+
+    s->cb(s->v, &res, s->opaque);
+    free(s);
+}
 
 static void on_saved_with_disks(vm *v, const vm_result *res, void *opaque)
 {
     disk_save *s = opaque;
+    struct json_object *created = s->created;
 
-    if (res->status < 0)
-        disk_remove_created(v->agent, s->created);
-    else
-        json_object_put(s->created);
-    s->cb(v, res, s->opaque);
-    free(s);
+    s->created = NULL;
+    if (res->status == 0) {
+        json_object_put(created);
+        s->cb(v, res, s->opaque);
+        free(s);
+        return;
+    }
+    s->status = res->status;
+    snprintf(s->err_class, sizeof(s->err_class), "%s", res->err_class);
+    snprintf(s->err_desc, sizeof(s->err_desc), "%s", res->err_desc);
+    disk_remove_created_then(v->agent, created, on_created_removed, s);
 }
 
 static void on_disks_prepared(void *opaque, int status, const char *err, struct json_object *created)

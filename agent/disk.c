@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "agent.h"
+#include "log.h"
 #include "pool.h"
 #include "statefile.h"
 #include "vm.h"
@@ -303,26 +304,54 @@ int disk_prepare_then(agent *a, const vm_def *def, agent_work_fn *more, void *mo
     return 0;
 }
 
+typedef struct removal {
+    struct json_object *created;
+    void (*done)(void *opaque);
+    void *opaque;
+} removal;
+
 static void run_remove(void *arg)
 {
-    struct json_object *created = arg;
+    removal *m = arg;
 
-    for (size_t i = 0; i < json_object_array_length(created); i++)
-        statefile_remove_durable(json_object_get_string(json_object_array_get_idx(created, i)));
+    for (size_t i = 0; i < json_object_array_length(m->created); i++)
+        statefile_remove_durable(json_object_get_string(json_object_array_get_idx(m->created, i)));
 }
 
 static void after_remove(void *arg)
 {
-    json_object_put(arg);
+    removal *m = arg;
+
+    json_object_put(m->created);
+    if (m->done)
+        m->done(m->opaque);
+    free(m);
+}
+
+void disk_remove_created_then(agent *a, struct json_object *created, void (*done)(void *opaque), void *opaque)
+{
+    removal *m = malloc(sizeof(*m));
+
+    if (!m) {
+        /* Nothing to track the removal with: the files stay, and say so. */
+        for (size_t i = 0; created && i < json_object_array_length(created); i++)
+            log_err("%s: made for a disk that failed, and left (out of memory)",
+                    json_object_get_string(json_object_array_get_idx(created, i)));
+        json_object_put(created);
+        if (done)
+            done(opaque);
+        return;
+    }
+    *m = (removal){ created, done, opaque };
+    if (!created || json_object_array_length(created) == 0)
+        after_remove(m);
+    else if (agent_work(a->loop, run_remove, after_remove, m) < 0) {
+        run_remove(m);
+        after_remove(m);
+    }
 }
 
 void disk_remove_created(agent *a, struct json_object *created)
 {
-    if (!created)
-        return;
-    if (json_object_array_length(created) == 0 || agent_work(a->loop, run_remove, after_remove, created) < 0) {
-        if (json_object_array_length(created) > 0)
-            run_remove(created);
-        json_object_put(created);
-    }
+    disk_remove_created_then(a, created, NULL, NULL);
 }

@@ -77,8 +77,12 @@ static void release(hotplug_job *j, bool ok)
     j->release(j, ok);
 }
 
-static void end_failed(hotplug_job *j)
+/* The error is told, and the job released, once the failure's last
+ * asynchronous step (the write-back, the kind's undo) is done. */
+static void failure_step_done(hotplug_job *j)
 {
+    if (--j->fail_waits > 0)
+        return;
     if (hotplug_job_ours(j)) {
         j->v->hotplug = NULL;
         vm_job_finish_error(j->v, j->fail_class, "%s", j->fail_desc);
@@ -91,7 +95,28 @@ static void on_written_back(vm *v, const vm_result *res, void *opaque)
     if (res->status < 0)
         log_err("vm %s: the definition on disk still names the device that failed: %s", v->def.name,
                 res->err_desc);
-    end_failed(opaque);
+    failure_step_done(opaque);
+}
+
+void hotplug_job_undone(hotplug_job *j)
+{
+    j->v->pending_io--;
+    failure_step_done(j);
+}
+
+/* The change did not happen: the old definition goes back, on disk too. */
+static void write_back(hotplug_job *j)
+{
+    vmdef_free(&j->v->def);
+    j->v->def = j->old;
+    memset(&j->old, 0, sizeof(j->old));
+    j->ahead = false;
+    agent_vms_changed(j->v->agent);
+    j->fail_waits++;
+    if (vm_save_definition(j->v, on_written_back, j) < 0) {
+        log_err("vm %s: the definition on disk still names the device that failed", j->v->def.name);
+        j->fail_waits--;
+    }
 }
 
 void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ...)
@@ -102,20 +127,18 @@ void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ..
     vsnprintf(j->fail_desc, sizeof(j->fail_desc), fmt, ap);
     va_end(ap);
     snprintf(j->fail_class, sizeof(j->fail_class), "%s", err_class);
-    if (j->ahead && !j->commit_waiting) {
-        /* The change did not happen: the old definition goes back, and the
-         * error is told once the file says so too, so that a caller who
-         * saw it never finds the device in the definition after a crash. */
-        vmdef_free(&j->v->def);
-        j->v->def = j->old;
-        memset(&j->old, 0, sizeof(j->old));
-        j->ahead = false;
-        agent_vms_changed(j->v->agent);
-        if (vm_save_definition(j->v, on_written_back, j) == 0)
-            return;
-        log_err("vm %s: the definition on disk still names the device that failed", j->v->def.name);
+    /* The error waits for the definition and the files to be as they were,
+     * so that a caller who saw it finds neither the device nor what was
+     * made for it, even after a crash. One count holds it until both ran. */
+    j->fail_waits = 1;
+    if (j->ahead && !j->commit_waiting)
+        write_back(j);
+    if (j->undo) {
+        j->fail_waits++;
+        j->v->pending_io++;      /* the VM outlives the undo */
+        j->undo(j);
     }
-    end_failed(j);
+    failure_step_done(j);
 }
 
 bool hotplug_job_steps_done(hotplug_job *j, int status, const char *err_class, const char *err_desc,

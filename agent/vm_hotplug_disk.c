@@ -52,6 +52,21 @@ static void attach_release(hotplug_job *j, bool ok)
     free(a);
 }
 
+static void on_files_removed(void *opaque)
+{
+    hotplug_job_undone(opaque);
+}
+
+/* The files made for the disk go before the error is told. */
+static void attach_undo(hotplug_job *j)
+{
+    disk_attach *a = (disk_attach *)j;
+    struct json_object *created = a->created;
+
+    a->created = NULL;
+    disk_remove_created_then(j->v->agent, created, on_files_removed, j);
+}
+
 static struct json_object *node_ref(const char *kind, const vm_disk *d, size_t k)
 {
     struct json_object *o = json_object_new_object();
@@ -205,6 +220,7 @@ int vm_disk_attach(vm *v, vm_def *next, vm_done_cb cb, void *opaque, vm_result *
     a->job.next = *next;
     a->job.event = "VM_DISK_ATTACHED";
     a->job.release = attach_release;
+    a->job.undo = attach_undo;
     a->i = next->ndisks - 1;
     memset(next, 0, sizeof(*next));
     if (!hotplug_job_begin(&a->job, v, cb, opaque, res)) {

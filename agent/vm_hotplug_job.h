@@ -24,8 +24,9 @@ struct hotplug_job {
      * the definition saved says what QEMU has, and the job ends with this. */
     char partial_class[32];
     char partial_desc[512];
-    char fail_class[32];            /* the error, kept while the old definition is written back */
+    char fail_class[32];            /* the error, kept while the failure is undone */
     char fail_desc[1536];
+    int fail_waits;                 /* the failure's steps still running */
     /* Saved ahead (hotplug_job_save_ahead): the VM has a copy of next. */
     bool ahead;
     bool ahead_pending;           /* that save not finished yet */
@@ -35,6 +36,9 @@ struct hotplug_job {
     /* Frees the job's container; ok: the change was made. Also undoes what
      * the kind made outside QEMU (a disk file, a tap) when not ok. */
     void (*release)(hotplug_job *j, bool ok);
+    /* Optional: on a failure, undoes before the error is told what the
+     * kind made outside QEMU (a disk file), then calls hotplug_job_undone. */
+    void (*undo)(hotplug_job *j);
 };
 
 /* A release for kinds that hold nothing but the job (it comes first in
@@ -46,10 +50,13 @@ bool hotplug_vm_ready(const vm *v, vm_result *res);
 bool hotplug_job_begin(hotplug_job *j, vm *v, vm_done_cb cb, void *opaque, vm_result *res);
 /* Still the VM's job: an exit of QEMU ends the job from outside. */
 bool hotplug_job_ours(const hotplug_job *j);
-/* Ends the job with an error (if still ours) and releases it; after the
- * old definition is durable again when it was saved ahead. */
+/* Ends the job with an error (if still ours) and releases it, once the
+ * old definition is durable again (when it was saved ahead) and the kind's
+ * undo is done. */
 void hotplug_job_fail(hotplug_job *j, const char *err_class, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The kind's undo is done. */
+void hotplug_job_undone(hotplug_job *j);
 /* After the QMP steps: false when they failed or QEMU ended meanwhile (the
  * job then ended with the error, after_failure appended to it, and was
  * released); true when the change is to be committed. */

@@ -819,6 +819,59 @@ static void snapshots_are_recorded_reverted_and_deleted_and_survive_a_reload(voi
     assert_string_equal(snap_call(f, "snapshot-delete", "s1"), "NotFound");
 }
 
+/* What the watching client saw when its error came: the image's presence. */
+typedef struct error_watch {
+    char image[PATH_MAX];
+    bool errored;
+    bool image_there_at_error;
+} error_watch;
+
+static void watch_sink(const char *data, size_t len, void *opaque)
+{
+    error_watch *w = opaque;
+
+    if (memmem(data, len, "\"error\"", 7) && !w->errored) {
+        w->errored = true;
+        w->image_there_at_error = access(w->image, F_OK) == 0;
+    }
+}
+
+/* The definition file cannot be written (a directory stands at its path):
+ * the disk made for it is removed before the error is sent, so nothing
+ * is left of a define the caller was told failed. The removal runs on a
+ * pool thread, so an error sent before it would race it: ten defines make
+ * that race show. */
+static void a_define_that_cannot_be_saved_removes_its_new_disk_before_the_error(void **state)
+{
+    fx *f = *state;
+    const char *caps = "{\"execute\": \"qmp_capabilities\"}\n";
+    char blocker[PATH_MAX], define[256];
+    error_watch w;
+    client *c;
+
+    negotiate(f);
+    start_default_pool(f);
+    c = server_connect_virtual(f->a.server, true, watch_sink, &w);
+    server_client_feed(c, caps, strlen(caps));
+    agent_fixture_settle(&f->a);
+    for (int i = 0; i < 10; i++) {
+        memset(&w, 0, sizeof(w));
+        snprintf(w.image, sizeof(w.image), "%s/images/nd%d.sda.qcow2", f->dir, i);
+        snprintf(blocker, sizeof(blocker), "%s/vms/nd%d.json/keep", f->dir, i);
+        assert_int_equal(statefile_mkdir_p(blocker, 0700), 0);
+        snprintf(define, sizeof(define), "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": "
+                 "{\"name\": \"nd%d\", \"disks\": [{\"size\": \"1M\"}]}}}\n", i);
+        server_client_feed(c, define, strlen(define));
+        agent_fixture_settle(&f->a);
+        assert_true(w.errored);
+        assert_false(w.image_there_at_error);
+        assert_int_equal(access(w.image, F_OK), -1);
+    }
+    assert_null(vm_find(&f->a, "nd0"));
+    server_client_close(c);
+    agent_fixture_settle(&f->a);
+}
+
 static void undefine_purge_deletes_the_snapshots_images_too(void **state)
 {
     fx *f = *state;
@@ -903,6 +956,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(snapshots_are_recorded_reverted_and_deleted_and_survive_a_reload, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(undefine_purge_deletes_the_snapshots_images_too, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_define_that_cannot_be_saved_removes_its_new_disk_before_the_error, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_qemu_launched_but_never_recorded_is_ended_on_adoption, setup, teardown),
         cmocka_unit_test_setup_teardown(send_and_receive_refuse_bad_input_and_a_sent_vm_stays_sent, setup, teardown),
     };
