@@ -177,6 +177,9 @@ struct json_object *pool_summary_json(const pool *p)
 
     json_object_object_add(o, "kind", json_object_new_string(kind_name(p->spec.kind)));
     json_object_object_add(o, "active", json_object_new_boolean(p->active));
+    /* A start (an agent's own at its start, too), stop or undefine is in
+     * flight: "active" may be about to change. */
+    json_object_object_add(o, "busy", json_object_new_boolean(p->busy));
     json_object_object_add(o, "path", json_object_new_string(p->path));
     return o;
 }

@@ -82,9 +82,12 @@ static void add_pool_row(ctl_table *t, struct json_object *pool)
 {
     char *active = ctl_value_text(json_object_object_get(pool, "active"));
     char *autostart = ctl_value_text(json_object_object_get(pool, "autostart"));
+    char state[64];
+    /* A start or stop in flight: what ACTIVE says is about to change. */
+    snprintf(state, sizeof(state), "%s%s", active ? active : "", ctl_member_true(pool, "busy") ? " (busy)" : "");
     const char *cells[] = {
         ctl_member_text(pool, "name"), ctl_member_text(pool, "kind"),
-        json_object_object_get(pool, "active") ? active : NULL,
+        json_object_object_get(pool, "active") ? state : NULL,
         json_object_object_get(pool, "autostart") ? autostart : NULL,
         ctl_member_text(pool, "location"),
     };

@@ -217,12 +217,23 @@ static void an_nfs_pool_is_found_mounted_after_an_agent_restart(void **state)
     agentd_stop(&x->agent, SIGKILL);    /* a crash: nothing unmounted */
     assert_int_equal(agentd_start(&x->agent), 0);
     assert_int_equal(agent_connect(&x->conn, x->agent.socket), 0);
-    json_object *reply = call_ok(x, "query-pools", NULL), *arr = agent_return(reply);
-    bool active = false;
-    for (size_t i = 0; i < json_object_array_length(arr); i++)
-        if (!strcmp(json_object_get_string(member(json_object_array_get_idx(arr, i), "name")), "shared"))
-            active = json_object_get_boolean(member(json_object_array_get_idx(arr, i), "active"));
-    json_object_put(reply);
+    /* The restarted agent answers before its pools are up: wait while the
+     * pool says it is busy being started (CI once asked in between). */
+    bool active = false, busy = true;
+    for (int i = 0; i < 500 && busy; i++) {
+        json_object *reply = call_ok(x, "query-pools", NULL), *arr = agent_return(reply);
+        for (size_t k = 0; k < json_object_array_length(arr); k++) {
+            json_object *p = json_object_array_get_idx(arr, k);
+            if (!strcmp(json_object_get_string(member(p, "name")), "shared")) {
+                active = json_object_get_boolean(member(p, "active"));
+                busy = json_object_get_boolean(member(p, "busy"));
+            }
+        }
+        json_object_put(reply);
+        if (busy)
+            usleep(20000);
+    }
+    assert_false(busy);
     assert_true(active);
     /* mounted once, not stacked */
     char out[32];

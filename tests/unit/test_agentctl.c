@@ -170,8 +170,9 @@ static const canned replies[] = {
     { "vm-undefine", "{}", false, NULL },
     { "query-pools",
       "[{\"name\": \"default\", \"location\": \"dir:///var/lib/agentd/images\", \"autostart\": true,"
-      " \"kind\": \"dir\", \"active\": true, \"path\": \"/var/lib/agentd/images\"}, "
-      POOL_SECONDARY("false") "]",
+      " \"kind\": \"dir\", \"active\": true, \"busy\": false, \"path\": \"/var/lib/agentd/images\"}, "
+      "{\"name\": \"secondary\", \"location\": \"nfs://10.0.0.1/install/vms/\", \"autostart\": true,"
+      " \"kind\": \"nfs\", \"active\": false, \"busy\": true, \"path\": \"/var/lib/agentd/mnt/secondary\"}]",
       false, NULL },
     { "pool-define", "{\"name\": \"secondary\", \"created\": true}", false, NULL },
     { "pool-undefine", "{\"class\": \"InvalidState\", \"desc\": \"pool secondary holds disks of vm1, vm2\"}",
@@ -1736,6 +1737,7 @@ static void test_undefine_purge_prints_the_disks_deleted_and_kept(void **state)
     result_free(&r);
 }
 
+/* A pool an agent is still starting says so. */
 static void test_pools_prints_a_table_of_pools(void **state)
 {
     harness *h = *state;
@@ -1743,9 +1745,9 @@ static void test_pools_prints_a_table_of_pools(void **state)
 
     assert_exit(&r, 0);
     assert_string_equal(r.out,
-                        "NAME       KIND  ACTIVE  AUTOSTART  LOCATION\n"
-                        "default    dir   yes     yes        dir:///var/lib/agentd/images\n"
-                        "secondary  nfs   no      no         nfs://10.0.0.1/install/vms/\n");
+                        "NAME       KIND  ACTIVE     AUTOSTART  LOCATION\n"
+                        "default    dir   yes        yes        dir:///var/lib/agentd/images\n"
+                        "secondary  nfs   no (busy)  yes        nfs://10.0.0.1/install/vms/\n");
     result_free(&r);
 }
 
