@@ -46,6 +46,12 @@ void pool_free(pool *p)
 {
     if (!p)
         return;
+    /* Only an agent that ends with a start in flight leaves waiters. */
+    while (p->started) {
+        pool_waiter *w = p->started;
+        p->started = w->next;
+        free(w);
+    }
     statefile_writer_free(p->file);
     free(p);
 }

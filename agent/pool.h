@@ -24,6 +24,12 @@ typedef struct statefile_writer statefile_writer;
 #define POOL_DEFAULT "default"
 #define POOL_VOLUME_MAX 255
 
+typedef struct pool_waiter {
+    void (*cb)(void *opaque);
+    void *opaque;
+    struct pool_waiter *next;
+} pool_waiter;
+
 typedef struct pool {
     agent *agent;
     char name[VM_NAME_MAX + 1];
@@ -32,12 +38,14 @@ typedef struct pool {
     bool autostart;
     bool active;
     bool busy;                       /* a start, stop or undefine in flight */
+    bool starting;                   /* that is a start */
     bool undefined;                  /* removed; freed when its file is gone */
     /* Where volumes are when active: the directory, the NFS mount point, or
      * the block device itself (a phy pool is one volume). */
     char path[PATH_MAX];
     char file_path[PATH_MAX];        /* STATE/pools/NAME.json */
     statefile_writer *file;
+    pool_waiter *started;            /* called once the start in flight ends */
     struct pool *next;
 } pool;
 
@@ -76,6 +84,11 @@ pool *pool_of_path(agent *a, const char *path, const char **ret_volume);
 typedef void pool_cb(pool *p, int status, const char *err, void *opaque);
 int pool_start(pool *p, pool_cb *cb, void *opaque);
 int pool_stop(pool *p, pool_cb *cb, void *opaque);
+/* cb(opaque) once the start in flight has ended, well or not (after its
+ * own callback), for work that needs the pool and came while it was being
+ * started: the agent starts its pools after it begins to answer. -EINVAL
+ * when no start is in flight. */
+int pool_when_started(pool *p, void (*cb)(void *opaque), void *opaque);
 /* Starts every autostart pool, then calls done (at once when there is none). */
 void pools_autostart(agent *a, void (*done)(agent *a));
 

@@ -169,12 +169,40 @@ static void run_op(void *arg)
     }
 }
 
+int pool_when_started(pool *p, void (*cb)(void *opaque), void *opaque)
+{
+    pool_waiter *w, **tail = &p->started;
+
+    if (!p->starting)
+        return -EINVAL;
+    if (!(w = calloc(1, sizeof(*w))))
+        return -ENOMEM;
+    *w = (pool_waiter){ cb, opaque, NULL };
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = w;           /* in the order they came */
+    return 0;
+}
+
+static void run_started(pool *p)
+{
+    pool_waiter *list = p->started;
+
+    p->started = NULL;
+    while (list) {
+        pool_waiter *w = list;
+        list = w->next;
+        w->cb(w->opaque);
+        free(w);
+    }
+}
+
 static void after_op(void *arg)
 {
     pool_op *o = arg;
     pool *p = o->p;
 
-    p->busy = false;
+    p->busy = p->starting = false;
     if (o->status == 0)
         p->active = o->start;
     if (o->status < 0)
@@ -183,6 +211,7 @@ static void after_op(void *arg)
         log_info("pool %s %s (%s)", p->name, o->start ? "started" : "stopped", p->location);
     o->cb(p, o->status, o->err, o->opaque);
     free(o);
+    run_started(p);
 }
 
 static int queue_op(pool *p, bool start, pool_cb *cb, void *opaque)
@@ -205,6 +234,7 @@ static int queue_op(pool *p, bool start, pool_cb *cb, void *opaque)
         return r;
     }
     p->busy = true;
+    p->starting = start;
     return 0;
 }
 

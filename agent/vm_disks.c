@@ -22,7 +22,9 @@ static int locate_one(agent *a, const vm_disk *d, size_t i, char *buf, char *err
         return 0;
     }
     if (!d->path && (!(p = pool_find(a, d->pool)) || !p->active)) {
-        snprintf(err, errlen, "disks[%zu].pool: %s %s", i, d->pool, p ? "is not started" : "is not defined");
+        snprintf(err, errlen, "disks[%zu].pool: %s %s", i, d->pool,
+                 !p ? "is not defined" : p->starting ? "is being started; try again once it is active"
+                                                     : "is not started");
         return -EINVAL;
     }
     if (disk_source_path(a, d, buf, PATH_MAX) < 0) {

@@ -30,6 +30,7 @@
 #include "agent.h"
 #include "events.h"
 #include "log.h"
+#include "pool.h"
 #include "proc.h"
 #include "statefile.h"
 
@@ -668,6 +669,46 @@ int vm_launch(vm *v, char *err, size_t errlen)
     return 0;
 }
 
+/* A pool of the VM's disks that is being started, or NULL. */
+static pool *pool_being_started(vm *v)
+{
+    for (size_t i = 0; i < v->def.ndisks; i++) {
+        const vm_disk *d = &v->def.disks[i];
+        pool *p = d->path || !d->pool[0] ? NULL : pool_find(v->agent, d->pool);
+        if (p && p->starting)
+            return p;
+    }
+    return NULL;
+}
+
+static void launch_or_wait(vm *v);
+
+static void on_pool_started(void *opaque)
+{
+    vm *v = opaque;
+
+    v->pending_io--;
+    if (v->job == VM_JOB_START && !vm_has_process(v) && !v->spawning)
+        launch_or_wait(v);
+}
+
+/* Right after the agent starts, its pools are still being started (an NFS
+ * mount takes its time): a start that needs one waits for it rather than
+ * failing with "not started". */
+static void launch_or_wait(vm *v)
+{
+    char err[512];
+    pool *p = pool_being_started(v);
+
+    if (p && pool_when_started(p, on_pool_started, v) == 0) {
+        v->pending_io++;
+        log_info("vm %s: waiting for pool %s to start", v->def.name, p->name);
+        return;
+    }
+    if (vm_launch(v, err, sizeof(err)) < 0)
+        vm_job_finish_error(v, "GenericError", "%s", err);
+}
+
 int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque, vm_result *res)
 {
     char err[512];
@@ -694,6 +735,10 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
     v->guest_shutdown = false;
     if (strcmp(reason, "on-crash") != 0)
         v->crash_restarts = 0;
+    if (pool_being_started(v)) {
+        launch_or_wait(v);
+        return 0;
+    }
     if (vm_launch(v, err, sizeof(err)) < 0) {
         v->job = VM_JOB_NONE;
         vm_refuse(res, "GenericError", "%s", err);

@@ -1,6 +1,7 @@
 /* test_server.c: the control protocol through virtual clients: negotiation,
  * request validation, permissions, replies to any id, events, definitions. */
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <json-c/json.h>
 #include <uv.h>
 
+#include "agent/pool.h"
 #include "agent/server.h"
 #include "agent/statefile.h"
 #include "agent/vm.h"
@@ -739,6 +741,39 @@ static void a_save_interrupted_with_its_qemu_leaves_stopped_or_saved(void **stat
     }
 }
 
+/* An agent answers before its pools are up; a start that comes while its
+ * disk's pool is still being started waits for it and goes on (here to
+ * the missing QEMU), instead of failing with "not started". */
+static void a_start_waits_for_its_pool_being_started(void **state)
+{
+    fx *f = *state;
+    char line[512];
+    struct json_object *r;
+
+    negotiate(f);
+    snprintf(line, sizeof(line), "{\"execute\": \"pool-define\", \"arguments\": {\"definition\": "
+             "{\"name\": \"late\", \"location\": \"dir://%s/late\"}}}\n", f->dir);
+    send_line(f, f->admin, &f->admin_out, line);
+    send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-define\", \"arguments\": {\"definition\": "
+              "{\"name\": \"w\", \"disks\": [{\"pool\": \"late\", \"volume\": \"w.raw\", \"format\": \"raw\"}]}}}\n");
+    snprintf(line, sizeof(line), "%s/late/w.raw", f->dir);
+    assert_int_equal(statefile_mkdir_p(dirname(strdupa(line)), 0700), 0);
+    write_file(line, "");
+    r = send_line(f, f->admin, &f->admin_out, "{\"execute\": \"vm-start\", \"arguments\": {\"name\": \"w\"}}\n");
+    assert_string_equal(member_str(r, "error", "desc"), "disks[0].pool: late is not started");
+    /* Both fed before the loop runs: the start finds the pool starting. */
+    const char *both = "{\"execute\": \"pool-start\", \"arguments\": {\"name\": \"late\"}, \"id\": 1}\n"
+                       "{\"execute\": \"vm-start\", \"arguments\": {\"name\": \"w\"}, \"id\": 2}\n";
+    server_client_feed(f->admin, both, strlen(both));
+    assert_true(pool_find(&f->a, "late")->starting);
+    agent_fixture_settle(&f->a);
+    r = last(&f->admin_out);
+    assert_int_equal(json_object_get_int(json_object_object_get(r, "id")), 2);
+    assert_string_equal(member_str(r, "error", "class"), "GenericError");
+    assert_non_null(strstr(member_str(r, "error", "desc"), "/nonexistent/qemu-system-x86_64"));
+    assert_true(pool_find(&f->a, "late")->active);
+}
+
 /* ---- snapshots of a stopped VM, without QEMU -------------------------------- */
 
 static const char *snap_call(fx *f, const char *command, const char *snap)
@@ -958,6 +993,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(undefine_purge_deletes_the_snapshots_images_too, setup, teardown),
         cmocka_unit_test_setup_teardown(a_define_that_cannot_be_saved_removes_its_new_disk_before_the_error, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_start_waits_for_its_pool_being_started, setup, teardown),
         cmocka_unit_test_setup_teardown(a_qemu_launched_but_never_recorded_is_ended_on_adoption, setup, teardown),
         cmocka_unit_test_setup_teardown(send_and_receive_refuse_bad_input_and_a_sent_vm_stays_sent, setup, teardown),
     };
