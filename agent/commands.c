@@ -334,7 +334,7 @@ static void on_saved_with_disks(vm *v, const vm_result *res, void *opaque)
     s->status = res->status;
     snprintf(s->err_class, sizeof(s->err_class), "%s", res->err_class);
     snprintf(s->err_desc, sizeof(s->err_desc), "%s", res->err_desc);
-    disk_remove_created_then(v->agent, created, on_created_removed, s);
+    disk_remove_created(v->agent, created, on_created_removed, s);
 }
 
 static void on_disks_prepared(void *opaque, int status, const char *err, struct json_object *created)

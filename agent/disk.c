@@ -10,7 +10,6 @@
 #include <json-c/json.h>
 
 #include "agent.h"
-#include "log.h"
 #include "pool.h"
 #include "statefile.h"
 #include "vm.h"
@@ -328,30 +327,21 @@ static void after_remove(void *arg)
     free(m);
 }
 
-void disk_remove_created_then(agent *a, struct json_object *created, void (*done)(void *opaque), void *opaque)
+void disk_remove_created(agent *a, struct json_object *created, void (*done)(void *opaque), void *opaque)
 {
     removal *m = malloc(sizeof(*m));
+    removal now = { created, done, opaque };
 
-    if (!m) {
-        /* Nothing to track the removal with: the files stay, and say so. */
-        for (size_t i = 0; created && i < json_object_array_length(created); i++)
-            log_err("%s: made for a disk that failed, and left (out of memory)",
-                    json_object_get_string(json_object_array_get_idx(created, i)));
-        json_object_put(created);
-        if (done)
-            done(opaque);
-        return;
+    if (m) {
+        *m = now;
+        if (created && json_object_array_length(created) > 0 && agent_work(a->loop, run_remove, after_remove, m) == 0)
+            return;
+        free(m);
     }
-    *m = (removal){ created, done, opaque };
-    if (!created || json_object_array_length(created) == 0)
-        after_remove(m);
-    else if (agent_work(a->loop, run_remove, after_remove, m) < 0) {
-        run_remove(m);
-        after_remove(m);
-    }
-}
-
-void disk_remove_created(agent *a, struct json_object *created)
-{
-    disk_remove_created_then(a, created, NULL, NULL);
+    /* Nothing to remove, or no way to queue it: at once, on the loop. */
+    if (created)
+        run_remove(&now);
+    json_object_put(created);
+    if (done)
+        done(opaque);
 }

@@ -38,10 +38,9 @@ int disk_prepare(agent *a, const vm_def *def, disk_prepare_cb *cb, void *opaque,
  * file is there (a hotplug opens the new chain without a second hop). */
 int disk_prepare_then(agent *a, const vm_def *def, agent_work_fn *more, void *more_arg, disk_prepare_cb *cb,
                       void *opaque, char *err, size_t errlen);
-/* Removes files made by disk_prepare (on the thread pool, fire and forget). */
-void disk_remove_created(agent *a, struct json_object *created);
-/* The same, then done(opaque) on the loop once they are gone (created may
- * be NULL or empty: done is then called at once). */
-void disk_remove_created_then(agent *a, struct json_object *created, void (*done)(void *opaque), void *opaque);
+/* Removes files made by disk_prepare (on the thread pool), then calls
+ * done(opaque), when given, on the loop once they are gone; created may be
+ * NULL or empty, and is taken over. */
+void disk_remove_created(agent *a, struct json_object *created, void (*done)(void *opaque), void *opaque);
 
 #endif

@@ -44,10 +44,7 @@ static void attach_release(hotplug_job *j, bool ok)
 {
     disk_attach *a = (disk_attach *)j;
 
-    if (!ok)
-        disk_remove_created(j->v->agent, a->created);
-    else
-        json_object_put(a->created);
+    json_object_put(a->created);      /* files kept; after a failure attach_undo took them */
     vm_disk_files_free(a->files);
     free(a);
 }
@@ -64,7 +61,7 @@ static void attach_undo(hotplug_job *j)
     struct json_object *created = a->created;
 
     a->created = NULL;
-    disk_remove_created_then(j->v->agent, created, on_files_removed, j);
+    disk_remove_created(j->v->agent, created, on_files_removed, j);
 }
 
 static struct json_object *node_ref(const char *kind, const vm_disk *d, size_t k)

@@ -34,7 +34,7 @@ struct hotplug_job {
     bool commit_waiting;          /* the change is made; the reply waits for the save */
     bool release_waiting;         /* failed; released once the save is done */
     /* Frees the job's container; ok: the change was made. Also undoes what
-     * the kind made outside QEMU (a disk file, a tap) when not ok. */
+     * the kind made outside QEMU that goes with it (a tap's fds) when not ok. */
     void (*release)(hotplug_job *j, bool ok);
     /* Optional: on a failure, undoes before the error is told what the
      * kind made outside QEMU (a disk file), then calls hotplug_job_undone. */

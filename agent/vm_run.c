@@ -681,30 +681,30 @@ static pool *pool_being_started(vm *v)
     return NULL;
 }
 
-static void launch_or_wait(vm *v);
+static void on_pool_started(void *opaque);
+
+/* Right after the agent starts, its pools are still being started (an NFS
+ * mount takes its time): a start that needs one waits for it rather than
+ * failing with "not started". True when it now waits. */
+static bool waits_for_pool(vm *v)
+{
+    pool *p = pool_being_started(v);
+
+    if (!p || pool_when_started(p, on_pool_started, v) < 0)
+        return false;
+    v->pending_io++;
+    log_info("vm %s: waiting for pool %s to start", v->def.name, p->name);
+    return true;
+}
 
 static void on_pool_started(void *opaque)
 {
     vm *v = opaque;
+    char err[512];
 
     v->pending_io--;
-    if (v->job == VM_JOB_START && !vm_has_process(v) && !v->spawning)
-        launch_or_wait(v);
-}
-
-/* Right after the agent starts, its pools are still being started (an NFS
- * mount takes its time): a start that needs one waits for it rather than
- * failing with "not started". */
-static void launch_or_wait(vm *v)
-{
-    char err[512];
-    pool *p = pool_being_started(v);
-
-    if (p && pool_when_started(p, on_pool_started, v) == 0) {
-        v->pending_io++;
-        log_info("vm %s: waiting for pool %s to start", v->def.name, p->name);
+    if (v->job != VM_JOB_START || vm_has_process(v) || v->spawning || waits_for_pool(v))
         return;
-    }
     if (vm_launch(v, err, sizeof(err)) < 0)
         vm_job_finish_error(v, "GenericError", "%s", err);
 }
@@ -735,10 +735,8 @@ int vm_start(vm *v, bool paused, const char *reason, vm_done_cb cb, void *opaque
     v->guest_shutdown = false;
     if (strcmp(reason, "on-crash") != 0)
         v->crash_restarts = 0;
-    if (pool_being_started(v)) {
-        launch_or_wait(v);
+    if (waits_for_pool(v))
         return 0;
-    }
     if (vm_launch(v, err, sizeof(err)) < 0) {
         v->job = VM_JOB_NONE;
         vm_refuse(res, "GenericError", "%s", err);
